@@ -1,0 +1,55 @@
+"""A small book library that adopts flask-booklore-oidc the way the README tells you to."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from .models import PERMISSIONS, Library, User, db
+from flask_booklore_oidc import BookloreOIDC
+from flask_login import LoginManager
+
+login_manager = LoginManager()
+oidc = BookloreOIDC()
+
+
+def _libraries() -> list[tuple[str, str]]:
+    return [(str(lib.id), lib.name) for lib in db.session.query(Library).order_by(Library.name)]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Application factory. ``test_config`` may set any Flask, SQLAlchemy or
+    ``BOOKLORE_OIDC_*`` key."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(
+        SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        SQLALCHEMY_DATABASE_URI=os.environ.get(
+            "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "library.sqlite")
+        ),
+    )
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    db.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "booklore_oidc.login"
+    oidc.init_app(app, db=db, user_model=User, permissions=PERMISSIONS, libraries=_libraries)
+
+    from . import views
+
+    app.register_blueprint(views.bp)
+    from . import seed
+
+    seed.register(app)
+    with app.app_context():
+        db.create_all()
+        oidc.create_all()
+    return app
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))

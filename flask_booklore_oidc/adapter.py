@@ -1,0 +1,246 @@
+"""The one place the extension touches the host app's users (SPEC §2).
+
+Subclass :class:`UserAdapter` for an app whose users live somewhere unusual (a plain SQLAlchemy
+session, a role bitmask, its own password scheme); :class:`SQLAlchemyUserAdapter` covers a
+Flask-SQLAlchemy model by attribute names. The adapter also provides the SQLAlchemy session in
+which the extension's own tables are read and written, so a new user and its identity are
+committed together.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a user may do: the admin flag, permission names and library ids (as strings)."""
+
+    is_admin: bool = False
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    libraries: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """A user about to be created from an identity (the input of ``@oidc.user_provisioner``)."""
+
+    username: str
+    email: str | None
+    display_name: str
+    access: Access
+
+
+class UserAdapter(abc.ABC):
+    """How the extension reads and changes the host's users. Ids are passed as strings."""
+
+    #: the SQLAlchemy session the host's users and our tables share
+    @property
+    @abc.abstractmethod
+    def session(self) -> Session: ...
+
+    #: the mapped user class, if any: deleting one of its rows removes the linked identities
+    user_class: type | None = None
+
+    @abc.abstractmethod
+    def get_id(self, user: Any) -> str: ...
+
+    @abc.abstractmethod
+    def get_by_id(self, user_id: str) -> Any | None: ...
+
+    @abc.abstractmethod
+    def get_by_username(self, username: str, *, case_sensitive: bool = True) -> Any | None: ...
+
+    @abc.abstractmethod
+    def find_by_email(self, email: str) -> Sequence[Any]:
+        """Every user with this email address, compared case-insensitively."""
+
+    @abc.abstractmethod
+    def get_username(self, user: Any) -> str: ...
+
+    @abc.abstractmethod
+    def create_user(self, new: NewUser) -> Any:
+        """Add the user to the session (flushing is fine, committing is not)."""
+
+    @abc.abstractmethod
+    def update_profile(self, user: Any, *, email: str | None, display_name: str | None) -> None: ...
+
+    @abc.abstractmethod
+    def get_access(self, user: Any) -> Access: ...
+
+    @abc.abstractmethod
+    def apply_access(self, user: Any, access: Access) -> None: ...
+
+    @abc.abstractmethod
+    def check_password(self, user: Any, password: str) -> bool: ...
+
+    def is_admin(self, user: Any) -> bool:
+        return self.get_access(user).is_admin
+
+    @abc.abstractmethod
+    def count_admins(self) -> int: ...
+
+    def permission_choices(self) -> list[tuple[str, str]]:
+        """(value, label) pairs offered for default permissions and group mappings."""
+        return []
+
+    def library_choices(self) -> list[tuple[str, str]]:
+        """(value, label) pairs offered for default libraries and group mappings."""
+        return []
+
+    def get_email(self, user: Any) -> str | None:
+        return None
+
+
+def _choices(items: Iterable[Any] | Callable[[], Iterable[Any]] | None) -> list[tuple[str, str]]:
+    if items is None:
+        return []
+    values = items() if callable(items) else items
+    out = []
+    for item in values:
+        if isinstance(item, tuple):
+            out.append((str(item[0]), str(item[1])))
+        else:
+            out.append((str(item), str(item).replace("_", " ").capitalize()))
+    return out
+
+
+class SQLAlchemyUserAdapter(UserAdapter):
+    """Default adapter for a Flask-SQLAlchemy (or any declarative) user model.
+
+    The model needs ``id`` and a username attribute; the others are used when present:
+    ``email``, ``display_name``, ``is_admin`` (bool), ``permissions`` and ``libraries`` (lists
+    of strings, e.g. JSON columns), and either a ``check_password(password)`` method or a
+    werkzeug ``password_hash`` attribute. Attribute names are options::
+
+        SQLAlchemyUserAdapter(db, User, username_attr="name", permissions=["read", "upload"])
+    """
+
+    def __init__(
+        self,
+        db: Any,
+        user_model: type,
+        *,
+        username_attr: str = "username",
+        email_attr: str = "email",
+        display_name_attr: str = "display_name",
+        is_admin_attr: str = "is_admin",
+        permissions_attr: str = "permissions",
+        libraries_attr: str = "libraries",
+        password_hash_attr: str = "password_hash",
+        permissions: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
+        libraries: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
+    ) -> None:
+        self._db = db
+        self.user_class = user_model
+        self.model = user_model
+        self.username_attr = username_attr
+        self.email_attr = email_attr
+        self.display_name_attr = display_name_attr
+        self.is_admin_attr = is_admin_attr
+        self.permissions_attr = permissions_attr
+        self.libraries_attr = libraries_attr
+        self.password_hash_attr = password_hash_attr
+        self._permissions = permissions
+        self._libraries = libraries
+
+    @property
+    def session(self) -> Session:
+        # Flask-SQLAlchemy exposes a scoped session as db.session; a plain Session works too.
+        session = getattr(self._db, "session", self._db)
+        return session  # type: ignore[no-any-return]
+
+    def _has(self, attr: str) -> bool:
+        return hasattr(self.model, attr)
+
+    def get_id(self, user: Any) -> str:
+        return str(user.id)
+
+    def get_by_id(self, user_id: str) -> Any | None:
+        pk = self.model.__table__.c.id.type.python_type  # type: ignore[attr-defined]
+        try:
+            key = pk(user_id)
+        except (TypeError, ValueError):
+            return None
+        return self.session.get(self.model, key)
+
+    def get_by_username(self, username: str, *, case_sensitive: bool = True) -> Any | None:
+        column = getattr(self.model, self.username_attr)
+        if case_sensitive:
+            stmt = select(self.model).where(column == username)
+        else:
+            stmt = select(self.model).where(func.lower(column) == username.lower())
+        rows = self.session.execute(stmt.limit(2)).scalars().all()
+        # Case-insensitive lookups that match two accounts are ambiguous: link neither.
+        return rows[0] if len(rows) == 1 else None
+
+    def find_by_email(self, email: str) -> Sequence[Any]:
+        if not self._has(self.email_attr):
+            return []
+        column = getattr(self.model, self.email_attr)
+        return self.session.execute(select(self.model).where(func.lower(column) == email.lower()).limit(5)).scalars().all()
+
+    def get_username(self, user: Any) -> str:
+        return str(getattr(user, self.username_attr))
+
+    def get_email(self, user: Any) -> str | None:
+        return getattr(user, self.email_attr, None)
+
+    def create_user(self, new: NewUser) -> Any:
+        user = self.model()
+        setattr(user, self.username_attr, new.username)
+        if self._has(self.email_attr):
+            setattr(user, self.email_attr, new.email)
+        if self._has(self.display_name_attr):
+            setattr(user, self.display_name_attr, new.display_name)
+        self.apply_access(user, new.access)
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def update_profile(self, user: Any, *, email: str | None, display_name: str | None) -> None:
+        if email is not None and self._has(self.email_attr):
+            setattr(user, self.email_attr, email)
+        if display_name is not None and self._has(self.display_name_attr):
+            setattr(user, self.display_name_attr, display_name)
+
+    def get_access(self, user: Any) -> Access:
+        return Access(
+            is_admin=bool(getattr(user, self.is_admin_attr, False)),
+            permissions=frozenset(getattr(user, self.permissions_attr, None) or ()),
+            libraries=frozenset(str(v) for v in (getattr(user, self.libraries_attr, None) or ())),
+        )
+
+    def apply_access(self, user: Any, access: Access) -> None:
+        if self._has(self.is_admin_attr):
+            setattr(user, self.is_admin_attr, access.is_admin)
+        if self._has(self.permissions_attr):
+            setattr(user, self.permissions_attr, sorted(access.permissions))
+        if self._has(self.libraries_attr):
+            setattr(user, self.libraries_attr, sorted(access.libraries))
+
+    def check_password(self, user: Any, password: str) -> bool:
+        method = getattr(user, "check_password", None)
+        if callable(method):
+            return bool(method(password))
+        stored = getattr(user, self.password_hash_attr, None)
+        return bool(stored) and check_password_hash(stored, password)
+
+    def count_admins(self) -> int:
+        if not self._has(self.is_admin_attr):
+            return 0
+        column = getattr(self.model, self.is_admin_attr)
+        return int(self.session.execute(select(func.count()).select_from(self.model).where(column.is_(True))).scalar_one())
+
+    def permission_choices(self) -> list[tuple[str, str]]:
+        return _choices(self._permissions)
+
+    def library_choices(self) -> list[tuple[str, str]]:
+        return _choices(self._libraries)

@@ -1,0 +1,151 @@
+"""One exception family for every failure of the sign-in (SPEC §10).
+
+Each error is a value with a stable ``code``; the HTTP status, the title shown to the reader and
+the troubleshooting advice follow from the code, so a view only says *what* went wrong. Because
+:class:`OIDCError` subclasses :class:`werkzeug.exceptions.HTTPException`, a host app can also
+catch it with ``@app.errorhandler(OIDCError)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from werkzeug.exceptions import HTTPException
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    status: int
+    title: str
+    advice: tuple[str, ...]
+
+
+_REDIRECT_ADVICE = (
+    "The Callback URL registered at the provider must match the Redirect URI shown in the "
+    "Provider Configuration Reference panel of the OIDC settings exactly.",
+    "If the provider treats this app as a public client (no secret), make sure Public Client "
+    "is switched on there.",
+    "Verify the Client ID has no extra spaces.",
+)
+
+ERRORS: dict[str, ErrorInfo] = {
+    "provider_unreachable": ErrorInfo(
+        502,
+        "The sign-in provider cannot be reached",
+        (
+            "This server could not reach the provider's discovery endpoint, or the provider did "
+            "not answer in time.",
+            "If both run in Docker, make sure they are on the same network or that the external "
+            "URL is reachable from this app's container.",
+            "Check DNS resolution: can this server resolve the provider's hostname?",
+            "Check firewall rules between the two services.",
+        ),
+    ),
+    "issuer_mismatch": ErrorInfo(
+        502,
+        "The provider's issuer does not match the configured Issuer URI",
+        (
+            "Make sure the Issuer URI matches your provider's URL exactly; Test Connection in "
+            "the OIDC settings shows the issuer the provider reports.",
+            "A single trailing slash is tolerated; any other difference (http vs https, a "
+            "path, a port) is not.",
+        ),
+    ),
+    "invalid_state": ErrorInfo(
+        400,
+        "This sign-in link has expired or was already used",
+        (
+            "Start the sign-in again from the login page.",
+            "Sign-ins must be finished within 10 minutes, in the same browser that started "
+            "them, and each one can be used only once.",
+        ),
+    ),
+    "provider_error": ErrorInfo(
+        400,
+        "The provider did not sign you in",
+        _REDIRECT_ADVICE,
+    ),
+    "invalid_client": ErrorInfo(
+        502,
+        "The provider does not accept this app's client credentials",
+        (
+            "Double-check the Client ID: copy it fresh from the provider.",
+            "Make sure the Issuer URI matches your provider's URL exactly.",
+            "For a confidential client, re-enter the Client Secret; for a public client, leave "
+            "it empty and switch Public Client on at the provider.",
+        ),
+    ),
+    "token_exchange_failed": ErrorInfo(
+        502,
+        "The provider refused to complete the sign-in",
+        _REDIRECT_ADVICE
+        + ("Make sure the clocks of this server and the provider are correct.",),
+    ),
+    "invalid_token": ErrorInfo(
+        401,
+        "The provider's answer could not be verified",
+        (
+            "The identity token failed a security check, so nobody was signed in.",
+            "Make sure the Issuer URI and Client ID match the provider exactly, and that the "
+            "clocks of this server and the provider are correct.",
+            "If the provider recently changed its signing keys, try again in a minute.",
+        ),
+    ),
+    "access_denied_group": ErrorInfo(
+        403,
+        "Your account is not allowed to use this app",
+        (
+            "Only members of the allowed groups may sign in. Ask an administrator to add you to "
+            "one of them at the provider.",
+        ),
+    ),
+    "user_not_provisioned": ErrorInfo(
+        403,
+        "User not provisioned",
+        (
+            "Auto-provisioning is off by default. Either enable it in the OIDC settings, or "
+            "create a user here whose username exactly matches the provider's username "
+            "(case-sensitive).",
+        ),
+    ),
+    "account_conflict": ErrorInfo(
+        409,
+        "This account conflicts with an existing one",
+        (
+            "An existing account uses the same username or email, or is already linked to "
+            "another identity at this provider. An administrator can unlink or rename it.",
+        ),
+    ),
+    "local_login_disabled": ErrorInfo(
+        403,
+        "Local sign-in is disabled",
+        ("Use the sign-in button of your provider.",),
+    ),
+    "oidc_disabled": ErrorInfo(
+        404,
+        "Single sign-on is not enabled",
+        (
+            "OIDC Login is switched off (or FORCE_DISABLE_OIDC is set), or the provider is not "
+            "configured yet. Sign in with your username and password.",
+        ),
+    ),
+}
+
+
+class OIDCError(HTTPException):
+    """A failed sign-in step. ``code`` is one of :data:`ERRORS`; ``detail`` says what happened.
+
+    >>> raise OIDCError("user_not_provisioned", "No account for 'alice'.")
+    """
+
+    def __init__(self, error_code: str, detail: str = "") -> None:
+        info = ERRORS[error_code]
+        self.error_code = error_code
+        self.code = info.status
+        self.title = info.title
+        self.advice = info.advice
+        self.detail = detail
+        super().__init__(description=detail or info.title)
+
+    def __str__(self) -> str:
+        return f"{self.error_code}: {self.detail or self.title}"

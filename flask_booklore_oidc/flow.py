@@ -1,0 +1,268 @@
+"""The authorization code flow with PKCE (SPEC §5 steps 1–6), without Flask request context.
+
+:meth:`SignInFlow.begin` builds the authorization URL and stores the transaction;
+:meth:`SignInFlow.complete` turns the provider's redirect into a verified :class:`Completed`.
+Deciding *who* that is (§6) is :mod:`.provisioning`'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote_plus
+
+import requests
+from authlib.common.security import generate_token
+from authlib.common.urls import add_params_to_uri
+from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from .claims import ClaimMapping, Identity
+from .discovery import ProviderCache, ProviderMetadata
+from .errors import OIDCError
+from .models import Transaction, utcnow
+from .settings import Settings
+from .tokens import Expectations, validate_id_token
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+BASE_SCOPES = ("openid", "profile", "email")
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def requested_scopes(settings: Settings, metadata: ProviderMetadata | None) -> list[str]:
+    """Configured scopes (always with ``openid``), or automatic: openid profile email, plus
+    groups when the provider advertises it."""
+    if settings.scopes.strip():
+        scopes = settings.scopes.replace(",", " ").split()
+        return scopes if "openid" in scopes else ["openid", *scopes]
+    scopes = list(BASE_SCOPES)
+    supported = metadata.scopes_supported if metadata else None
+    if supported and "groups" in supported:
+        scopes.append("groups")
+    return scopes
+
+
+def token_auth_method(settings: Settings, metadata: ProviderMetadata | None) -> str:
+    """``none`` for a public client; otherwise the configured or advertised method."""
+    if not settings.client_secret:
+        return "none"
+    if settings.token_auth_method not in ("auto", "none"):
+        return settings.token_auth_method
+    advertised = metadata.token_auth_methods if metadata else ["client_secret_basic"]
+    if "client_secret_basic" in advertised:
+        return "client_secret_basic"
+    if "client_secret_post" in advertised:
+        return "client_secret_post"
+    return "client_secret_basic"
+
+
+def client_auth(settings: Settings, method: str) -> OAuth2ClientAuth:
+    if method == "client_secret_basic":
+        # RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined and encoded.
+        return OAuth2ClientAuth(quote_plus(settings.client_id, safe=""), quote_plus(settings.client_secret, safe=""), method)
+    return OAuth2ClientAuth(settings.client_id, settings.client_secret or None, method)
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A verified sign-in: who, and what the provider said."""
+
+    identity: Identity
+    id_token: str = field(repr=False)
+    id_claims: Mapping[str, Any] = field(repr=False)
+    userinfo: Mapping[str, Any] | None = field(repr=False)
+    next_url: str
+    purpose: str
+
+    @property
+    def sid(self) -> str | None:
+        sid = self.id_claims.get("sid")
+        return sid if isinstance(sid, str) else None
+
+
+class SignInFlow:
+    def __init__(self, settings: Settings, cache: ProviderCache, transport: Transport, session: Session, *, transaction_ttl: int = 600) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.transport = transport
+        self.session = session
+        self.transaction_ttl = transaction_ttl
+
+    # -- step 2 --------------------------------------------------------------------------------
+
+    def begin(self, *, redirect_uri: str, browser_key: str, next_url: str = "", purpose: str = "login", login_hint: str | None = None) -> str:
+        """Store a fresh transaction and return the provider URL to send the browser to."""
+        metadata = self.cache.metadata(self.settings)
+        state = generate_token(43)  # 43 characters of 62 symbols: about 256 bits
+        nonce = generate_token(43)
+        verifier = generate_token(64)
+        now = utcnow()
+        # Expired transactions are purged here, so the table stays as small as the number of
+        # sign-ins started in the last ten minutes.
+        self.session.execute(delete(Transaction).where(Transaction.expires_at < now))
+        self.session.add(
+            Transaction(
+                state_hash=digest(state),
+                browser_hash=digest(browser_key),
+                nonce=nonce,
+                code_verifier=verifier,
+                issuer=metadata.issuer,
+                redirect_uri=redirect_uri,
+                next_url=next_url,
+                purpose=purpose,
+                expires_at=now + timedelta(seconds=self.transaction_ttl),
+            )
+        )
+        self.session.commit()
+        params = [
+            ("response_type", "code"),
+            ("client_id", self.settings.client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", " ".join(requested_scopes(self.settings, metadata))),
+            ("state", state),
+            ("nonce", nonce),
+            ("code_challenge", create_s256_code_challenge(verifier)),
+            ("code_challenge_method", "S256"),
+        ]
+        if login_hint:
+            params.append(("login_hint", login_hint))
+        return str(add_params_to_uri(metadata.authorization_endpoint, params))
+
+    # -- step 3 --------------------------------------------------------------------------------
+
+    def _consume(self, state: str | None, browser_key: str | None) -> Transaction:
+        if not state:
+            raise OIDCError("invalid_state", "The provider's answer carries no state parameter.")
+        if not browser_key:
+            raise OIDCError("invalid_state", "This browser did not start a sign-in (its session cookie is missing).")
+        table = Transaction.__table__
+        row = self.session.execute(select(table).where(table.c.state_hash == digest(state))).one_or_none()
+        if row is None:
+            raise OIDCError("invalid_state", "The sign-in is unknown, or was already used.")
+        if not hmac.compare_digest(row.browser_hash, digest(browser_key)):
+            # Left in place: the browser that started it may still finish it.
+            raise OIDCError("invalid_state", "The sign-in was started in another browser session.")
+        # Delete-then-check makes the transaction single-use across processes: only the
+        # request whose DELETE removed the row goes on.
+        deleted = self.session.execute(delete(table).where(table.c.state_hash == row.state_hash))
+        self.session.commit()
+        if deleted.rowcount != 1:  # type: ignore[attr-defined]
+            raise OIDCError("invalid_state", "The sign-in was already used.")
+        if row.expires_at < utcnow():
+            raise OIDCError("invalid_state", "The sign-in expired; it must be finished within 10 minutes.")
+        return row  # type: ignore[no-any-return]
+
+    def complete(self, params: Mapping[str, str], *, browser_key: str | None) -> Completed:
+        """Verify the provider's redirect to the callback, exchange the code and validate."""
+        transaction = self._consume(params.get("state"), browser_key)
+        if params.get("error"):
+            description = params.get("error_description") or ""
+            raise OIDCError("provider_error", f"The provider answered {params['error']}" + (f": {description}" if description else "."))
+        metadata = self.cache.metadata(self.settings)
+        if metadata.issuer != transaction.issuer:
+            raise OIDCError("issuer_mismatch", "The provider changed while this sign-in was in progress; start again.")
+        iss = params.get("iss")
+        if iss is not None and iss != metadata.issuer:
+            raise OIDCError("issuer_mismatch", f"The answer came from the issuer {iss!r}, not {metadata.issuer!r} (RFC 9207).")
+        if iss is None and metadata.iss_parameter_supported:
+            raise OIDCError("issuer_mismatch", "The provider promises an iss parameter in its answer (RFC 9207) but sent none.")
+        code = params.get("code")
+        if not code:
+            raise OIDCError("provider_error", "The provider's answer carries neither a code nor an error.")
+
+        token = self._exchange(metadata, code, transaction)
+        id_token = token.get("id_token")
+        if not isinstance(id_token, str) or not id_token:
+            raise OIDCError("invalid_token", "The provider's token response has no ID token; is the openid scope allowed for this client?")
+        access_token = token.get("access_token") if isinstance(token.get("access_token"), str) else None
+        expected = Expectations(
+            issuer=metadata.issuer,
+            client_id=self.settings.client_id,
+            nonce=transaction.nonce,
+            client_secret=self.settings.client_secret,
+            clock_skew=self.settings.clock_skew,
+        )
+        claims = validate_id_token(
+            id_token, expected, lambda kid: self.cache.keys(metadata, self.settings, kid=kid), access_token=access_token
+        )
+        mapping = ClaimMapping(
+            self.settings.claim_username, self.settings.claim_email, self.settings.claim_display_name, self.settings.claim_groups
+        )
+        userinfo = None
+        if metadata.userinfo_endpoint and access_token and (self.settings.always_userinfo or mapping.missing_from(claims)):
+            userinfo = self._userinfo(metadata, access_token, claims["sub"])
+        return Completed(
+            identity=mapping.identity(metadata.issuer, claims, userinfo),
+            id_token=id_token,
+            id_claims=claims,
+            userinfo=userinfo,
+            next_url=transaction.next_url,
+            purpose=transaction.purpose,
+        )
+
+    # -- steps 4 and 6 ---------------------------------------------------------------------------
+
+    def _exchange(self, metadata: ProviderMetadata, code: str, transaction: Transaction) -> dict[str, Any]:
+        method = token_auth_method(self.settings, metadata)
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": transaction.redirect_uri,
+            "code_verifier": transaction.code_verifier,
+        }
+        try:
+            response = self.transport.post(
+                metadata.token_endpoint, self.settings, data=data,
+                auth=client_auth(self.settings, method), headers={"Accept": "application/json"},
+            )
+        except requests.Timeout:
+            raise OIDCError("token_exchange_failed", "The provider's token endpoint did not answer in time.") from None
+        except requests.RequestException as exc:
+            raise OIDCError("token_exchange_failed", f"Cannot reach the token endpoint: {type(exc).__name__}.") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise OIDCError("token_exchange_failed", f"The token endpoint answered HTTP {response.status_code} without a JSON body.")
+        error = body.get("error")
+        if error == "invalid_client" or (response.status_code == 401 and error is None):
+            raise OIDCError("invalid_client", "The provider rejected the client credentials (invalid_client).")
+        if error or response.status_code != 200:
+            description = body.get("error_description")
+            raise OIDCError(
+                "token_exchange_failed",
+                f"The token endpoint answered {error or 'HTTP ' + str(response.status_code)}" + (f": {description}" if isinstance(description, str) else "."),
+            )
+        return body
+
+    def _userinfo(self, metadata: ProviderMetadata, access_token: str, subject: str) -> dict[str, Any]:
+        assert metadata.userinfo_endpoint
+        try:
+            response = self.transport.get(
+                metadata.userinfo_endpoint, self.settings,
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            )
+        except requests.RequestException as exc:
+            raise OIDCError("provider_unreachable", f"Cannot reach the userinfo endpoint: {type(exc).__name__}.") from None
+        if response.status_code != 200:
+            raise OIDCError("token_exchange_failed", f"The userinfo endpoint answered HTTP {response.status_code}.")
+        try:
+            body = response.json()
+        except ValueError:
+            raise OIDCError("invalid_token", "The userinfo response is not JSON (signed userinfo is not supported).") from None
+        if not isinstance(body, dict) or body.get("sub") != subject:
+            raise OIDCError("invalid_token", "The userinfo response is about another subject than the ID token.")
+        return body

@@ -1,0 +1,137 @@
+"""Fixtures, layered: provider → app → client → helpers (``signin``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fakeprovider import FakeProvider
+from flask import Flask
+from flask.testing import FlaskClient
+
+from example_app import create_app
+from example_app.models import User, db
+
+CLIENT_ID = "booklore-test"
+SECRET = "s3cr3t-Value-!&%"
+REDIRECT_URI = "http://localhost/oauth2-callback"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings from the developer's shell must not leak into tests."""
+    for key in list(os.environ):
+        if key.startswith("BOOKLORE_OIDC_") or key == "FORCE_DISABLE_OIDC":
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[FakeProvider]:
+    with FakeProvider() as op:
+        op.add_client(CLIENT_ID, redirect_uris=[REDIRECT_URI], auth_method="none")
+        op.add_client("confidential-basic", secret=SECRET, auth_method="client_secret_basic", redirect_uris=[REDIRECT_URI])
+        op.add_client("confidential-post", secret=SECRET, auth_method="client_secret_post", redirect_uris=[REDIRECT_URI])
+        op.add_user("sub-alice", preferred_username="alice", email="alice@example.test", email_verified=True, name="Alice Liddell", groups=["readers"])
+        op.add_user("sub-bob", preferred_username="bob", email="bob@example.test", email_verified=True, name="Bob", groups=[])
+        op.login_as("sub-alice")
+        yield op
+
+
+@pytest.fixture
+def op(provider: FakeProvider) -> Iterator[FakeProvider]:
+    """The fake provider, reset to its defaults and signed in as alice."""
+    provider.reset()
+    provider.login_as("sub-alice")
+    yield provider
+    provider.reset()
+
+
+def settings_for(op: FakeProvider, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "enabled": True,
+        "provider_name": "Pocket ID",
+        "client_id": CLIENT_ID,
+        "issuer_uri": op.issuer,
+        "auto_provision": True,
+        "http_timeout": 2.0,
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+def app(tmp_path: Any, op: FakeProvider) -> Iterator[Flask]:
+    """The example app on a file-backed SQLite database, OIDC configured in the database
+    (as the settings page would store it) for a public client of the fake provider."""
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.sqlite'}",
+        "BOOKLORE_OIDC_JWKS_MIN_REFETCH": 30,
+    })
+    oidc = app.extensions["booklore_oidc"]
+    with app.test_request_context():
+        oidc.save_settings(settings_for(op))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def configure(app: Flask, **changes: Any) -> None:
+    with app.test_request_context():
+        app.extensions["booklore_oidc"].save_settings(changes)
+
+
+def local_path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+class SignIn:
+    """Drives a browser's sign-in: our start route, the provider, our callback."""
+
+    def __init__(self, client: FlaskClient, op: FakeProvider) -> None:
+        self.client = client
+        self.op = op
+
+    def start(self, next: str | None = None) -> str:
+        response = self.client.get("/login/oidc", query_string={"next": next} if next else {})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return response.headers["Location"]
+
+    def provider_answer(self, authorize_url: str) -> str:
+        return local_path(self.op.authorize(authorize_url))
+
+    def __call__(self, next: str | None = None) -> Any:
+        return self.client.get(self.provider_answer(self.start(next)))
+
+
+@pytest.fixture
+def signin(client: FlaskClient, op: FakeProvider) -> SignIn:
+    return SignIn(client, op)
+
+
+def me(client: FlaskClient) -> dict[str, Any] | None:
+    response = client.get("/api/me")
+    return response.get_json() if response.status_code == 200 else None
+
+
+def user_count(app: Flask) -> int:
+    with app.app_context():
+        return db.session.query(User).count()
+
+
+def identity_count(app: Flask) -> int:
+    from flask_booklore_oidc.models import Identity
+
+    with app.app_context():
+        return db.session.query(Identity).count()
