@@ -6,10 +6,11 @@ import os
 from typing import Any
 
 from flask import Flask
+from flask_login import LoginManager
+
+from flask_booklore_oidc import BookloreOIDC
 
 from .models import PERMISSIONS, Library, User, db
-from flask_booklore_oidc import BookloreOIDC
-from flask_login import LoginManager
 
 login_manager = LoginManager()
 oidc = BookloreOIDC()

@@ -9,7 +9,11 @@ from sqlalchemy import select
 from .models import Book, Library, User, db
 
 DEMO_BOOKS = {
-    "Fiction": [("Pride and Prejudice", "Jane Austen"), ("Moby-Dick", "Herman Melville"), ("Middlemarch", "George Eliot")],
+    "Fiction": [
+        ("Pride and Prejudice", "Jane Austen"),
+        ("Moby-Dick", "Herman Melville"),
+        ("Middlemarch", "George Eliot"),
+    ],
     "Science": [("On the Origin of Species", "Charles Darwin"), ("The Voyage of the Beagle", "Charles Darwin")],
     "Poetry": [("Leaves of Grass", "Walt Whitman"), ("The Waste Land", "T. S. Eliot")],
 }

@@ -35,7 +35,9 @@ def account() -> str:
 def users() -> str:
     if not current_user.is_admin:
         abort(403)
-    return render_template("example_app/users.html", users=db.session.scalars(select(User).order_by(User.username)).all())
+    return render_template(
+        "example_app/users.html", users=db.session.scalars(select(User).order_by(User.username)).all()
+    )
 
 
 @bp.route("/api/me")

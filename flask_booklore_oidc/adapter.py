@@ -173,11 +173,8 @@ class SQLAlchemyUserAdapter(UserAdapter):
 
     def get_by_username(self, username: str, *, case_sensitive: bool = True) -> Any | None:
         column = getattr(self.model, self.username_attr)
-        if case_sensitive:
-            stmt = select(self.model).where(column == username)
-        else:
-            stmt = select(self.model).where(func.lower(column) == username.lower())
-        rows = self.session.execute(stmt.limit(2)).scalars().all()
+        condition = column == username if case_sensitive else func.lower(column) == username.lower()
+        rows: Sequence[Any] = self.session.execute(select(self.model).where(condition).limit(2)).scalars().all()
         # Case-insensitive lookups that match two accounts are ambiguous: link neither.
         return rows[0] if len(rows) == 1 else None
 
@@ -185,7 +182,9 @@ class SQLAlchemyUserAdapter(UserAdapter):
         if not self._has(self.email_attr):
             return []
         column = getattr(self.model, self.email_attr)
-        return self.session.execute(select(self.model).where(func.lower(column) == email.lower()).limit(5)).scalars().all()
+        return (
+            self.session.execute(select(self.model).where(func.lower(column) == email.lower()).limit(5)).scalars().all()
+        )
 
     def get_username(self, user: Any) -> str:
         return str(getattr(user, self.username_attr))
@@ -231,13 +230,15 @@ class SQLAlchemyUserAdapter(UserAdapter):
         if callable(method):
             return bool(method(password))
         stored = getattr(user, self.password_hash_attr, None)
-        return bool(stored) and check_password_hash(stored, password)
+        return isinstance(stored, str) and bool(stored) and check_password_hash(stored, password)
 
     def count_admins(self) -> int:
         if not self._has(self.is_admin_attr):
             return 0
         column = getattr(self.model, self.is_admin_attr)
-        return int(self.session.execute(select(func.count()).select_from(self.model).where(column.is_(True))).scalar_one())
+        return int(
+            self.session.execute(select(func.count()).select_from(self.model).where(column.is_(True))).scalar_one()
+        )
 
     def permission_choices(self) -> list[tuple[str, str]]:
         return _choices(self._permissions)

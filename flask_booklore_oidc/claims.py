@@ -53,9 +53,9 @@ def validate_mapping(spec: str) -> str | None:
             return "has an empty alternative (two commas in a row, or a trailing comma)"
         if any(ch.isspace() for ch in alternative):
             return f"claim name {alternative!r} contains whitespace"
-        if alternative.startswith(".") or alternative.endswith(".") or ".." in alternative:
-            if "://" not in alternative:
-                return f"dot path {alternative!r} has an empty segment"
+        dotted_badly = alternative.startswith(".") or alternative.endswith(".") or ".." in alternative
+        if dotted_badly and "://" not in alternative:
+            return f"dot path {alternative!r} has an empty segment"
     return None
 
 
@@ -111,7 +111,9 @@ class ClaimMapping:
         """Mapped claims the ID token does not carry (userinfo may have them)."""
         return [spec for spec in self.all() if not claim_present([claims], spec)]
 
-    def identity(self, issuer: str, id_claims: Mapping[str, Any], userinfo: Mapping[str, Any] | None = None) -> Identity:
+    def identity(
+        self, issuer: str, id_claims: Mapping[str, Any], userinfo: Mapping[str, Any] | None = None
+    ) -> Identity:
         """Read each mapped claim from the ID token first, then from userinfo."""
         sources: list[Mapping[str, Any]] = [id_claims] if userinfo is None else [id_claims, userinfo]
         merged = dict(userinfo or {})

@@ -40,31 +40,121 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("enabled", "bool", False, "OIDC Login", "Show the sign-in button and accept sign-ins through the provider."),
-    Field("only_mode", "bool", False, "OIDC-Only Mode", "Send everyone straight to the provider; only admins may still sign in locally, through /login?local=true."),
+    Field(
+        "only_mode",
+        "bool",
+        False,
+        "OIDC-Only Mode",
+        "Send everyone straight to the provider; only admins may still sign in locally, through /login?local=true.",
+    ),
     Field("provider_name", "str", "OIDC", "Provider Name", "Shown on the button: “Sign in with {name}”."),
     Field("client_id", "str", "", "Client ID", "The Client ID the provider generated for this app."),
     Field("client_secret", "secret", "", "Client Secret", "Leave empty for a public client (PKCE, no secret)."),
     Field("issuer_uri", "str", "", "Issuer URI", "The provider's base URL, e.g. https://pocket-id.example.com."),
-    Field("scopes", "str", "", "Scopes", "Leave empty for automatic: openid profile email, plus groups when the provider offers it."),
-    Field("token_auth_method", "choice", "auto", "Client authentication", "Automatic: none without a secret, else what the provider advertises.", TOKEN_AUTH_METHODS),
-    Field("claim_username", "str", "preferred_username", "Username claim", "Claim holding the username; dot paths and comma-separated fallbacks allowed."),
+    Field(
+        "scopes",
+        "str",
+        "",
+        "Scopes",
+        "Leave empty for automatic: openid profile email, plus groups when the provider offers it.",
+    ),
+    Field(
+        "token_auth_method",
+        "choice",
+        "auto",
+        "Client authentication",
+        "Automatic: none without a secret, else what the provider advertises.",
+        TOKEN_AUTH_METHODS,
+    ),
+    Field(
+        "claim_username",
+        "str",
+        "preferred_username",
+        "Username claim",
+        "Claim holding the username; dot paths and comma-separated fallbacks allowed.",
+    ),
     Field("claim_email", "str", "email", "Email claim", "Claim holding the email address."),
     Field("claim_display_name", "str", "name", "Display name claim", "Claim holding the display name."),
-    Field("claim_groups", "str", "groups", "Groups claim", "Claim holding the groups, e.g. groups or realm_access.roles."),
-    Field("always_userinfo", "bool", False, "Always call userinfo", "Fetch userinfo even when the ID token carries every mapped claim."),
-    Field("auto_provision", "bool", False, "Auto-provision new users", "Create an account the first time someone signs in."),
-    Field("sync_profile", "bool", True, "Sync profile on sign-in", "Update email and display name from the provider at each sign-in."),
-    Field("link_by_username", "bool", True, "Link local accounts by username", "An existing user whose username matches the provider's is linked on first sign-in."),
-    Field("username_case_sensitive", "bool", True, "Usernames are case-sensitive", "Switch off to link “Alice” to the local user “alice”."),
-    Field("link_by_email", "bool", False, "Link by verified email", "Link the one local user with the same email, only when the provider says it is verified."),
-    Field("allowed_groups", "list", [], "Allowed groups", "If set, only members of these groups may sign in (comma-separated)."),
+    Field(
+        "claim_groups", "str", "groups", "Groups claim", "Claim holding the groups, e.g. groups or realm_access.roles."
+    ),
+    Field(
+        "always_userinfo",
+        "bool",
+        False,
+        "Always call userinfo",
+        "Fetch userinfo even when the ID token carries every mapped claim.",
+    ),
+    Field(
+        "auto_provision",
+        "bool",
+        False,
+        "Auto-provision new users",
+        "Create an account the first time someone signs in.",
+    ),
+    Field(
+        "sync_profile",
+        "bool",
+        True,
+        "Sync profile on sign-in",
+        "Update email and display name from the provider at each sign-in.",
+    ),
+    Field(
+        "link_by_username",
+        "bool",
+        True,
+        "Link local accounts by username",
+        "An existing user whose username matches the provider's is linked on first sign-in.",
+    ),
+    Field(
+        "username_case_sensitive",
+        "bool",
+        True,
+        "Usernames are case-sensitive",
+        "Switch off to link “Alice” to the local user “alice”.",
+    ),
+    Field(
+        "link_by_email",
+        "bool",
+        False,
+        "Link by verified email",
+        "Link the one local user with the same email, only when the provider says it is verified.",
+    ),
+    Field(
+        "allowed_groups",
+        "list",
+        [],
+        "Allowed groups",
+        "If set, only members of these groups may sign in (comma-separated).",
+    ),
     Field("default_permissions", "list", [], "Default permissions", "Given to accounts created on first sign-in."),
     Field("default_libraries", "list", [], "Default libraries", "Libraries new accounts can see."),
-    Field("group_sync", "choice", "disabled", "Group sync", "Disabled, replace (access follows the groups) or additive (groups only grant).", GROUP_SYNC_MODES),
-    Field("provider_logout", "bool", True, "Sign out of the provider too", "On sign-out, also end the session at the provider when it supports it."),
-    Field("public_url", "str", "", "Public URL", "The address readers use, e.g. https://books.example.com; needed behind a reverse proxy."),
+    Field(
+        "group_sync",
+        "choice",
+        "disabled",
+        "Group sync",
+        "Disabled, replace (access follows the groups) or additive (groups only grant).",
+        GROUP_SYNC_MODES,
+    ),
+    Field(
+        "provider_logout",
+        "bool",
+        True,
+        "Sign out of the provider too",
+        "On sign-out, also end the session at the provider when it supports it.",
+    ),
+    Field(
+        "public_url",
+        "str",
+        "",
+        "Public URL",
+        "The address readers use, e.g. https://books.example.com; needed behind a reverse proxy.",
+    ),
     Field("http_timeout", "float", 10.0, "HTTP timeout (seconds)", "How long to wait for the provider."),
-    Field("ca_bundle", "str", "", "CA bundle", "Path to a PEM file for a provider with a private certificate authority."),
+    Field(
+        "ca_bundle", "str", "", "CA bundle", "Path to a PEM file for a provider with a private certificate authority."
+    ),
     Field("clock_skew", "int", 60, "Clock skew (seconds)", "Tolerance for token times when the clocks differ."),
 )
 
@@ -109,17 +199,17 @@ def parse_value(field: Field, raw: Any) -> Any:
             raise ValueError(f"{field.label}: expected a whole number, got {raw!r}") from None
     if field.kind == "float":
         try:
-            value = float(str(raw).strip())
+            number = float(str(raw).strip())
         except ValueError:
             raise ValueError(f"{field.label}: expected a number, got {raw!r}") from None
-        if not value > 0:
+        if not number > 0:
             raise ValueError(f"{field.label}: must be greater than zero")
-        return value
+        return number
     if field.kind == "choice":
-        value = str(raw).strip()
-        if value not in field.choices:
+        choice = str(raw).strip()
+        if choice not in field.choices:
             raise ValueError(f"{field.label}: must be one of {', '.join(field.choices)}")
-        return value
+        return choice
     return "" if raw is None else str(raw)
 
 

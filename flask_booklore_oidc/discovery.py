@@ -73,8 +73,7 @@ class ProviderMetadata:
         if not isinstance(issuer, str) or not issuers_match(configured_issuer, issuer):
             raise OIDCError(
                 "issuer_mismatch",
-                f"The provider reports the issuer {issuer!r}, but the configured Issuer URI is "
-                f"{configured_issuer!r}.",
+                f"The provider reports the issuer {issuer!r}, but the configured Issuer URI is {configured_issuer!r}.",
             )
         missing = [
             name
@@ -127,7 +126,9 @@ class _Keys:
 class ProviderCache:
     """Per-process cache of discovery documents and key sets, keyed by URL."""
 
-    def __init__(self, transport: Transport, *, ttl: float, min_refetch: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, transport: Transport, *, ttl: float, min_refetch: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._transport = transport
         self._ttl = ttl
         self._min_refetch = min_refetch
@@ -177,13 +178,16 @@ class ProviderCache:
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise OIDCError("provider_unreachable", f"The JWKS at {url} has no 'keys' list.")
         usable = [
-            k for k in document["keys"]
+            k
+            for k in document["keys"]
             if isinstance(k, dict) and k.get("use", "sig") == "sig" and k.get("kty") in ("RSA", "EC", "OKP")
         ]
         try:
             keys = KeySet.import_key_set({"keys": usable})
         except (JoseError, ValueError, TypeError) as exc:
-            raise OIDCError("provider_unreachable", f"The JWKS at {url} holds a key that cannot be read: {exc}.") from None
+            raise OIDCError(
+                "provider_unreachable", f"The JWKS at {url} holds a key that cannot be read: {exc}."
+            ) from None
         entry = _Keys(keys, now)
         with self._lock:
             self._keys[url] = entry

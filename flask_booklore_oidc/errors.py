@@ -23,8 +23,7 @@ class ErrorInfo:
 _REDIRECT_ADVICE = (
     "The Callback URL registered at the provider must match the Redirect URI shown in the "
     "Provider Configuration Reference panel of the OIDC settings exactly.",
-    "If the provider treats this app as a public client (no secret), make sure Public Client "
-    "is switched on there.",
+    "If the provider treats this app as a public client (no secret), make sure Public Client is switched on there.",
     "Verify the Client ID has no extra spaces.",
 )
 
@@ -33,8 +32,7 @@ ERRORS: dict[str, ErrorInfo] = {
         502,
         "The sign-in provider cannot be reached",
         (
-            "This server could not reach the provider's discovery endpoint, or the provider did "
-            "not answer in time.",
+            "This server could not reach the provider's discovery endpoint, or the provider did not answer in time.",
             "If both run in Docker, make sure they are on the same network or that the external "
             "URL is reachable from this app's container.",
             "Check DNS resolution: can this server resolve the provider's hostname?",
@@ -47,8 +45,7 @@ ERRORS: dict[str, ErrorInfo] = {
         (
             "Make sure the Issuer URI matches your provider's URL exactly; Test Connection in "
             "the OIDC settings shows the issuer the provider reports.",
-            "A single trailing slash is tolerated; any other difference (http vs https, a "
-            "path, a port) is not.",
+            "A single trailing slash is tolerated; any other difference (http vs https, a path, a port) is not.",
         ),
     ),
     "invalid_state": ErrorInfo(
@@ -78,8 +75,7 @@ ERRORS: dict[str, ErrorInfo] = {
     "token_exchange_failed": ErrorInfo(
         502,
         "The provider refused to complete the sign-in",
-        _REDIRECT_ADVICE
-        + ("Make sure the clocks of this server and the provider are correct.",),
+        (*_REDIRECT_ADVICE, "Make sure the clocks of this server and the provider are correct."),
     ),
     "invalid_token": ErrorInfo(
         401,

@@ -86,8 +86,12 @@ class BookloreOIDC:
         libraries: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
     ) -> None:
         self._defaults: dict[str, Any] = {
-            "db": db, "user_model": user_model, "adapter": adapter, "url_prefix": url_prefix,
-            "permissions": permissions, "libraries": libraries,
+            "db": db,
+            "user_model": user_model,
+            "adapter": adapter,
+            "url_prefix": url_prefix,
+            "permissions": permissions,
+            "libraries": libraries,
         }
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
         self._provisioner: Provisioner | None = None

@@ -21,7 +21,7 @@ from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy import delete, select
+from sqlalchemy import Row, Table, delete, select
 from sqlalchemy.orm import Session
 
 from .claims import ClaimMapping, Identity
@@ -71,7 +71,9 @@ def token_auth_method(settings: Settings, metadata: ProviderMetadata | None) -> 
 def client_auth(settings: Settings, method: str) -> OAuth2ClientAuth:
     if method == "client_secret_basic":
         # RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined and encoded.
-        return OAuth2ClientAuth(quote_plus(settings.client_id, safe=""), quote_plus(settings.client_secret, safe=""), method)
+        return OAuth2ClientAuth(
+            quote_plus(settings.client_id, safe=""), quote_plus(settings.client_secret, safe=""), method
+        )
     return OAuth2ClientAuth(settings.client_id, settings.client_secret or None, method)
 
 
@@ -93,7 +95,15 @@ class Completed:
 
 
 class SignInFlow:
-    def __init__(self, settings: Settings, cache: ProviderCache, transport: Transport, session: Session, *, transaction_ttl: int = 600) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cache: ProviderCache,
+        transport: Transport,
+        session: Session,
+        *,
+        transaction_ttl: int = 600,
+    ) -> None:
         self.settings = settings
         self.cache = cache
         self.transport = transport
@@ -102,7 +112,15 @@ class SignInFlow:
 
     # -- step 2 --------------------------------------------------------------------------------
 
-    def begin(self, *, redirect_uri: str, browser_key: str, next_url: str = "", purpose: str = "login", login_hint: str | None = None) -> str:
+    def begin(
+        self,
+        *,
+        redirect_uri: str,
+        browser_key: str,
+        next_url: str = "",
+        purpose: str = "login",
+        login_hint: str | None = None,
+    ) -> str:
         """Store a fresh transaction and return the provider URL to send the browser to."""
         metadata = self.cache.metadata(self.settings)
         state = generate_token(43)  # 43 characters of 62 symbols: about 256 bits
@@ -142,12 +160,13 @@ class SignInFlow:
 
     # -- step 3 --------------------------------------------------------------------------------
 
-    def _consume(self, state: str | None, browser_key: str | None) -> Transaction:
+    def _consume(self, state: str | None, browser_key: str | None) -> Row[Any]:
         if not state:
             raise OIDCError("invalid_state", "The provider's answer carries no state parameter.")
         if not browser_key:
             raise OIDCError("invalid_state", "This browser did not start a sign-in (its session cookie is missing).")
         table = Transaction.__table__
+        assert isinstance(table, Table)
         row = self.session.execute(select(table).where(table.c.state_hash == digest(state))).one_or_none()
         if row is None:
             raise OIDCError("invalid_state", "The sign-in is unknown, or was already used.")
@@ -162,22 +181,29 @@ class SignInFlow:
             raise OIDCError("invalid_state", "The sign-in was already used.")
         if row.expires_at < utcnow():
             raise OIDCError("invalid_state", "The sign-in expired; it must be finished within 10 minutes.")
-        return row  # type: ignore[no-any-return]
+        return row
 
     def complete(self, params: Mapping[str, str], *, browser_key: str | None) -> Completed:
         """Verify the provider's redirect to the callback, exchange the code and validate."""
         transaction = self._consume(params.get("state"), browser_key)
         if params.get("error"):
             description = params.get("error_description") or ""
-            raise OIDCError("provider_error", f"The provider answered {params['error']}" + (f": {description}" if description else "."))
+            raise OIDCError(
+                "provider_error",
+                f"The provider answered {params['error']}" + (f": {description}" if description else "."),
+            )
         metadata = self.cache.metadata(self.settings)
         if metadata.issuer != transaction.issuer:
             raise OIDCError("issuer_mismatch", "The provider changed while this sign-in was in progress; start again.")
         iss = params.get("iss")
         if iss is not None and iss != metadata.issuer:
-            raise OIDCError("issuer_mismatch", f"The answer came from the issuer {iss!r}, not {metadata.issuer!r} (RFC 9207).")
+            raise OIDCError(
+                "issuer_mismatch", f"The answer came from the issuer {iss!r}, not {metadata.issuer!r} (RFC 9207)."
+            )
         if iss is None and metadata.iss_parameter_supported:
-            raise OIDCError("issuer_mismatch", "The provider promises an iss parameter in its answer (RFC 9207) but sent none.")
+            raise OIDCError(
+                "issuer_mismatch", "The provider promises an iss parameter in its answer (RFC 9207) but sent none."
+            )
         code = params.get("code")
         if not code:
             raise OIDCError("provider_error", "The provider's answer carries neither a code nor an error.")
@@ -185,7 +211,10 @@ class SignInFlow:
         token = self._exchange(metadata, code, transaction)
         id_token = token.get("id_token")
         if not isinstance(id_token, str) or not id_token:
-            raise OIDCError("invalid_token", "The provider's token response has no ID token; is the openid scope allowed for this client?")
+            raise OIDCError(
+                "invalid_token",
+                "The provider's token response has no ID token; is the openid scope allowed for this client?",
+            )
         access_token = token.get("access_token") if isinstance(token.get("access_token"), str) else None
         expected = Expectations(
             issuer=metadata.issuer,
@@ -198,10 +227,17 @@ class SignInFlow:
             id_token, expected, lambda kid: self.cache.keys(metadata, self.settings, kid=kid), access_token=access_token
         )
         mapping = ClaimMapping(
-            self.settings.claim_username, self.settings.claim_email, self.settings.claim_display_name, self.settings.claim_groups
+            self.settings.claim_username,
+            self.settings.claim_email,
+            self.settings.claim_display_name,
+            self.settings.claim_groups,
         )
         userinfo = None
-        if metadata.userinfo_endpoint and access_token and (self.settings.always_userinfo or mapping.missing_from(claims)):
+        if (
+            metadata.userinfo_endpoint
+            and access_token
+            and (self.settings.always_userinfo or mapping.missing_from(claims))
+        ):
             userinfo = self._userinfo(metadata, access_token, claims["sub"])
         return Completed(
             identity=mapping.identity(metadata.issuer, claims, userinfo),
@@ -214,7 +250,7 @@ class SignInFlow:
 
     # -- steps 4 and 6 ---------------------------------------------------------------------------
 
-    def _exchange(self, metadata: ProviderMetadata, code: str, transaction: Transaction) -> dict[str, Any]:
+    def _exchange(self, metadata: ProviderMetadata, code: str, transaction: Row[Any]) -> dict[str, Any]:
         method = token_auth_method(self.settings, metadata)
         data = {
             "grant_type": "authorization_code",
@@ -224,19 +260,26 @@ class SignInFlow:
         }
         try:
             response = self.transport.post(
-                metadata.token_endpoint, self.settings, data=data,
-                auth=client_auth(self.settings, method), headers={"Accept": "application/json"},
+                metadata.token_endpoint,
+                self.settings,
+                data=data,
+                auth=client_auth(self.settings, method),
+                headers={"Accept": "application/json"},
             )
         except requests.Timeout:
             raise OIDCError("token_exchange_failed", "The provider's token endpoint did not answer in time.") from None
         except requests.RequestException as exc:
-            raise OIDCError("token_exchange_failed", f"Cannot reach the token endpoint: {type(exc).__name__}.") from None
+            raise OIDCError(
+                "token_exchange_failed", f"Cannot reach the token endpoint: {type(exc).__name__}."
+            ) from None
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise OIDCError("token_exchange_failed", f"The token endpoint answered HTTP {response.status_code} without a JSON body.")
+            raise OIDCError(
+                "token_exchange_failed", f"The token endpoint answered HTTP {response.status_code} without a JSON body."
+            )
         error = body.get("error")
         if error == "invalid_client" or (response.status_code == 401 and error is None):
             raise OIDCError("invalid_client", "The provider rejected the client credentials (invalid_client).")
@@ -244,7 +287,8 @@ class SignInFlow:
             description = body.get("error_description")
             raise OIDCError(
                 "token_exchange_failed",
-                f"The token endpoint answered {error or 'HTTP ' + str(response.status_code)}" + (f": {description}" if isinstance(description, str) else "."),
+                f"The token endpoint answered {error or 'HTTP ' + str(response.status_code)}"
+                + (f": {description}" if isinstance(description, str) else "."),
             )
         return body
 
@@ -252,17 +296,22 @@ class SignInFlow:
         assert metadata.userinfo_endpoint
         try:
             response = self.transport.get(
-                metadata.userinfo_endpoint, self.settings,
+                metadata.userinfo_endpoint,
+                self.settings,
                 headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             )
         except requests.RequestException as exc:
-            raise OIDCError("provider_unreachable", f"Cannot reach the userinfo endpoint: {type(exc).__name__}.") from None
+            raise OIDCError(
+                "provider_unreachable", f"Cannot reach the userinfo endpoint: {type(exc).__name__}."
+            ) from None
         if response.status_code != 200:
             raise OIDCError("token_exchange_failed", f"The userinfo endpoint answered HTTP {response.status_code}.")
         try:
             body = response.json()
         except ValueError:
-            raise OIDCError("invalid_token", "The userinfo response is not JSON (signed userinfo is not supported).") from None
+            raise OIDCError(
+                "invalid_token", "The userinfo response is not JSON (signed userinfo is not supported)."
+            ) from None
         if not isinstance(body, dict) or body.get("sub") != subject:
             raise OIDCError("invalid_token", "The userinfo response is about another subject than the ID token.")
         return body

@@ -104,9 +104,7 @@ class Resolver:
 
     def _identity_row(self, identity: Identity) -> IdentityRow | None:
         return self.adapter.session.execute(
-            select(IdentityRow).where(
-                IdentityRow.issuer == identity.issuer, IdentityRow.subject == identity.subject
-            )
+            select(IdentityRow).where(IdentityRow.issuer == identity.issuer, IdentityRow.subject == identity.subject)
         ).scalar_one_or_none()
 
     def _decide_and_write(self, identity: Identity) -> Resolution:
@@ -161,11 +159,19 @@ class Resolver:
             )
         now = utcnow()
         self.adapter.session.add(
-            IdentityRow(issuer=identity.issuer, subject=identity.subject, user_id=user_id,
-                        linked_by=by, linked_at=now, last_login_at=now)
+            IdentityRow(
+                issuer=identity.issuer,
+                subject=identity.subject,
+                user_id=user_id,
+                linked_by=by,
+                linked_at=now,
+                last_login_at=now,
+            )
         )
         self.adapter.session.flush()
-        log.info("Linked %s to the provider identity %s (by %s).", self.adapter.get_username(user), identity.subject, by)
+        log.info(
+            "Linked %s to the provider identity %s (by %s).", self.adapter.get_username(user), identity.subject, by
+        )
         if self.settings.sync_profile:
             self._sync_profile(user, identity)
 
@@ -179,8 +185,7 @@ class Resolver:
         if adapter.get_by_username(identity.username, case_sensitive=False) is not None:
             raise OIDCError(
                 "account_conflict",
-                f"The username {identity.username!r} is taken by an account that may not be linked "
-                "automatically.",
+                f"The username {identity.username!r} is taken by an account that may not be linked automatically.",
             )
         if identity.email and adapter.find_by_email(identity.email):
             raise OIDCError(
@@ -197,8 +202,14 @@ class Resolver:
         adapter.session.flush()
         now = utcnow()
         adapter.session.add(
-            IdentityRow(issuer=identity.issuer, subject=identity.subject, user_id=adapter.get_id(user),
-                        linked_by="provisioned", linked_at=now, last_login_at=now)
+            IdentityRow(
+                issuer=identity.issuer,
+                subject=identity.subject,
+                user_id=adapter.get_id(user),
+                linked_by="provisioned",
+                linked_at=now,
+                last_login_at=now,
+            )
         )
         adapter.session.flush()
         log.info("Created the account %s for the provider identity %s.", identity.username, identity.subject)
@@ -207,9 +218,13 @@ class Resolver:
     def _sync_profile(self, user: Any, identity: Identity) -> None:
         email = identity.email
         if email and email.lower() != (self.adapter.get_email(user) or "").lower():
-            owners = [u for u in self.adapter.find_by_email(email) if self.adapter.get_id(u) != self.adapter.get_id(user)]
+            owners = [
+                u for u in self.adapter.find_by_email(email) if self.adapter.get_id(u) != self.adapter.get_id(user)
+            ]
             if owners:
-                log.warning("Not syncing email of %s: %s belongs to another account.", self.adapter.get_username(user), email)
+                log.warning(
+                    "Not syncing email of %s: %s belongs to another account.", self.adapter.get_username(user), email
+                )
                 email = None
         self.adapter.update_profile(user, email=email, display_name=identity.display_name)
 

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["SecretBox", "InvalidToken"]
+__all__ = ["InvalidToken", "SecretBox"]
 
 
 class SecretBox:

@@ -94,7 +94,7 @@ class Settings:
 
 
 _SETTING_NAMES = {f.name for f in fields(Settings)} & set(FIELDS_BY_NAME)
-assert _SETTING_NAMES == set(FIELDS_BY_NAME), "Settings and config.FIELDS must list the same names"
+assert set(FIELDS_BY_NAME) == _SETTING_NAMES, "Settings and config.FIELDS must list the same names"
 
 
 def _from_column(f: Field, raw: Any) -> Any:
@@ -230,7 +230,7 @@ class SettingsStore:
 
     def preview(self, base: Settings, changes: Mapping[str, Any]) -> Settings:
         """``base`` with unsaved ``changes`` applied (for Test Connection); nothing is stored."""
-        updates = {k: (tuple(v) if FIELDS_BY_NAME[k].kind == "list" else v) for k, v in changes.items()}
+        updates: dict[str, Any] = {k: (tuple(v) if FIELDS_BY_NAME[k].kind == "list" else v) for k, v in changes.items()}
         if not updates.get("client_secret"):
             updates.pop("client_secret", None)
         return replace(base, **updates)

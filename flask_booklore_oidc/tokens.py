@@ -63,7 +63,9 @@ def _pick_key(header: dict[str, Any], keys: KeySet) -> list[Key]:
     return candidates
 
 
-def verify_signature(token: str, keys_for: Callable[[str | None], KeySet], client_secret: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def verify_signature(
+    token: str, keys_for: Callable[[str | None], KeySet], client_secret: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the signature with the provider's keys only; returns (header, claims).
 
     ``keys_for(kid)`` returns the provider's key set and may refetch it once when ``kid`` is

@@ -36,5 +36,5 @@ def external_url(settings: Settings, endpoint: str, **values: object) -> str:
         return request.host_url.rstrip("/") + path
     root = request.script_root
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     return settings.public_url.rstrip("/") + path

@@ -11,7 +11,6 @@ from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     redirect,
@@ -67,7 +66,10 @@ def _index() -> str:
 def _flow(settings: Settings) -> SignInFlow:
     state = _ext()._state()
     return SignInFlow(
-        settings, state.cache, state.transport, state.adapter.session,
+        settings,
+        state.cache,
+        state.transport,
+        state.adapter.session,
         transaction_ttl=int(current_app.config["BOOKLORE_OIDC_TRANSACTION_TTL"]),
     )
 
@@ -130,10 +132,13 @@ def login() -> Any:
             session["_booklore_oidc_redirects"] = count + 1
             return redirect(url_for(".start", next=form.next.data or None))
         session.pop("_booklore_oidc_redirects", None)
-        return _login_page(form, message=(
-            "Signing in through the provider did not finish after several attempts. "
-            "Try the button again, or sign in locally if you are an administrator."
-        ))
+        return _login_page(
+            form,
+            message=(
+                "Signing in through the provider did not finish after several attempts. "
+                "Try the button again, or sign in locally if you are an administrator."
+            ),
+        )
     return _login_page(form)
 
 
@@ -152,10 +157,15 @@ def login_post() -> Any:
     if settings.only_mode_active and not (password_ok and adapter.is_admin(user)):
         # One answer whether the user exists, is an admin or typed the right password.
         log.info("Local sign-in refused in OIDC-only mode.")
-        return _login_page(form, status=403, message=(
-            "Local sign-in is disabled: sign in with " + settings.provider_name
-            + ". Administrators can still sign in here with their password."
-        ))
+        return _login_page(
+            form,
+            status=403,
+            message=(
+                "Local sign-in is disabled: sign in with "
+                + settings.provider_name
+                + ". Administrators can still sign in here with their password."
+            ),
+        )
     if not password_ok:
         return _login_page(form, status=401, message="Invalid username or password.")
     _rotate_session()
@@ -211,18 +221,22 @@ def callback() -> Any:
     record_id = generate_token(43)
     now = utcnow()
     db = state.adapter.session
-    db.execute(delete(LoginRecord).where(
-        LoginRecord.created_at < now - timedelta(seconds=int(current_app.config["BOOKLORE_OIDC_LOGIN_RECORD_TTL"]))
-    ))
-    db.add(LoginRecord(
-        id=record_id,
-        user_id=state.adapter.get_id(resolution.user),
-        issuer=completed.identity.issuer,
-        subject=completed.identity.subject,
-        sid=completed.sid,
-        id_token=state.box.seal(completed.id_token),
-        created_at=now,
-    ))
+    db.execute(
+        delete(LoginRecord).where(
+            LoginRecord.created_at < now - timedelta(seconds=int(current_app.config["BOOKLORE_OIDC_LOGIN_RECORD_TTL"]))
+        )
+    )
+    db.add(
+        LoginRecord(
+            id=record_id,
+            user_id=state.adapter.get_id(resolution.user),
+            issuer=completed.identity.issuer,
+            subject=completed.identity.subject,
+            sid=completed.sid,
+            id_token=state.box.seal(completed.id_token),
+            created_at=now,
+        )
+    )
     db.commit()
     session[LOGIN_KEY] = record_id
 
@@ -231,7 +245,9 @@ def callback() -> Any:
     elif resolution.rule in ("username", "email"):
         signals.account_linked.send(app, user=resolution.user, identity=completed.identity, by=resolution.rule)
     if resolution.access is not None:
-        signals.access_synced.send(app, user=resolution.user, access=resolution.access, groups=completed.identity.groups or [])
+        signals.access_synced.send(
+            app, user=resolution.user, access=resolution.access, groups=completed.identity.groups or []
+        )
     signals.login_succeeded.send(app, user=resolution.user, identity=completed.identity, rule=resolution.rule)
     log.info("%s signed in through the provider (%s).", state.adapter.get_username(resolution.user), resolution.rule)
     return redirect(safe_next(completed.next_url, _index()))
@@ -261,7 +277,7 @@ def logout() -> Any:
                 id_token = None
         state.adapter.session.execute(update(LoginRecord).where(LoginRecord.id == record_id).values(ended_at=utcnow()))
         state.adapter.session.commit()
-    user = current_user._get_current_object() if current_user.is_authenticated else None  # type: ignore[attr-defined]
+    user = current_user._get_current_object() if current_user.is_authenticated else None
     logout_user()
     session.clear()
     target = url_for(".login", logged_out="1")
@@ -273,13 +289,15 @@ def logout() -> Any:
             log.warning("Skipping provider sign-out: %s", exc)
             metadata = None
         if metadata is not None and metadata.end_session_endpoint:
-            target = add_params_to_uri(metadata.end_session_endpoint, [
-                ("id_token_hint", id_token),
-                ("client_id", settings.client_id),
-                ("post_logout_redirect_uri", external_url(settings, ".login", logged_out="1")),
-                ("state", generate_token(24)),
-            ])
+            target = add_params_to_uri(
+                metadata.end_session_endpoint,
+                [
+                    ("id_token_hint", id_token),
+                    ("client_id", settings.client_id),
+                    ("post_logout_redirect_uri", external_url(settings, ".login", logged_out="1")),
+                    ("state", generate_token(24)),
+                ],
+            )
             provider_logout = True
     signals.logged_out.send(current_app._get_current_object(), user=user, provider_logout=provider_logout)  # type: ignore[attr-defined]
-    response: Response = redirect(target)  # type: ignore[assignment]
-    return response
+    return redirect(target)

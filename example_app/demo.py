@@ -1,0 +1,120 @@
+"""``make demo``: the example library with a local development provider already configured as
+Pocket ID would be in the guide: a public client with PKCE. Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .devprovider import DevProvider, DevProviderError
+
+APP_PORT = int(os.environ.get("DEMO_PORT", "5000"))
+PROVIDER_PORT = int(os.environ.get("DEMO_PROVIDER_PORT", "9000"))
+APP_URL = f"http://localhost:{APP_PORT}"
+ISSUER = f"http://localhost:{PROVIDER_PORT}"
+CLIENT_ID = "booklore-demo"
+
+#: (username, password, display name, groups)
+DEMO_USERS = [
+    ("reader", "reader", "Rita Reader", ["readers"]),
+    ("uploader", "uploader", "Uli Uploader", ["readers", "uploaders"]),
+    ("librarian", "librarian", "Lara Librarian", ["readers", "library-admins"]),
+]
+
+
+def provider_config() -> dict[str, object]:
+    return {
+        "host": "127.0.0.1",
+        "port": PROVIDER_PORT,
+        "issuer": ISSUER,
+        "clients": [
+            {
+                "client_id": CLIENT_ID,
+                "client_secret": None,
+                "token_endpoint_auth_method": "none",
+                "redirect_uris": [f"{APP_URL}/oauth2-callback"],
+                "post_logout_redirect_uris": [f"{APP_URL}/login?logged_out=1"],
+                "backchannel_logout_uri": f"{APP_URL}/oauth2-backchannel-logout",
+            }
+        ],
+        "users": [
+            {
+                "sub": f"demo-{name}",
+                "username": name,
+                "password": password,
+                "email": f"{name}@example.com",
+                "email_verified": True,
+                "name": display,
+                "groups": groups,
+            }
+            for name, password, display, groups in DEMO_USERS
+        ],
+        "groups_in_id_token": True,
+    }
+
+
+def configure_demo(app: object) -> None:
+    """Store the guide's setup in the database (editable on the settings page) once."""
+    from flask import Flask
+
+    from . import oidc
+    from .models import Library, db
+    from .seed import seed_demo
+
+    assert isinstance(app, Flask)
+    with app.test_request_context(base_url=APP_URL):
+        seed_demo()
+        settings = oidc.settings()
+        if not settings.client_id:
+            fiction = db.session.query(Library).filter_by(name="Fiction").one()
+            oidc.save_settings(
+                {
+                    "enabled": True,
+                    "provider_name": "Pocket ID (demo)",
+                    "client_id": CLIENT_ID,
+                    "issuer_uri": ISSUER,
+                    "auto_provision": True,
+                    "default_permissions": ["read", "download"],
+                    "default_libraries": [str(fiction.id)],
+                    "public_url": APP_URL,
+                }
+            )
+
+
+def main() -> int:
+    from . import create_app
+
+    try:
+        provider = DevProvider(provider_config()).start()
+    except DevProviderError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    try:
+        app = create_app()
+        configure_demo(app)
+        users = "\n".join(f"      {name:<10} password {pw:<10} groups: {', '.join(groups)}" for name, pw, _, groups in DEMO_USERS)
+        print(
+            f"""
+  Example Library with flask-booklore-oidc
+  ----------------------------------------
+  Open {APP_URL}/ and click "Sign in with Pocket ID (demo)".
+
+  Demo provider users ({ISSUER}):
+{users}
+  Local admin (for /login?local=true and the OIDC settings at {APP_URL}/settings/oidc):
+      admin      password admin
+
+  Press Ctrl-C to stop the app and the provider.
+""",
+            flush=True,
+        )
+        app.run(host="localhost", port=APP_PORT, debug=False, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        provider.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Start the local development provider (npm ``oidc-provider`` v8, ``devprovider/server.js``)
+as a child process, for ``make demo`` and the test suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = ROOT / "devprovider" / "server.js"
+
+
+class DevProviderError(RuntimeError):
+    pass
+
+
+class DevProvider:
+    """``with DevProvider(config) as provider: provider.issuer``: starts the node process, waits
+    for its "listening" line, and stops it on exit."""
+
+    def __init__(self, config: dict[str, Any], *, startup_timeout: float = 30.0) -> None:
+        self.config = config
+        self.issuer = str(config.get("issuer") or f"http://{config['host']}:{config['port']}")
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[str] | None = None
+        self._config_file: str | None = None
+
+    def start(self) -> DevProvider:
+        node = shutil.which("node")
+        if node is None:
+            raise DevProviderError("Node.js is needed for the development provider; install node 20.")
+        if not (ROOT / "devprovider" / "node_modules" / "oidc-provider").is_dir():
+            raise DevProviderError("Run `npm ci --prefix devprovider` first (make demo and make test do).")
+        handle, self._config_file = tempfile.mkstemp(prefix="devprovider-", suffix=".json")
+        with os.fdopen(handle, "w") as out:
+            json.dump(self.config, out)
+        self._process = subprocess.Popen(
+            [node, str(SERVER), "--config", self._config_file],
+            stdout=subprocess.PIPE,
+            stderr=None,
+            text=True,
+        )
+        ready = threading.Event()
+        lines: list[str] = []
+
+        def watch() -> None:
+            assert self._process is not None and self._process.stdout is not None
+            for line in self._process.stdout:
+                lines.append(line)
+                if "devprovider listening on" in line:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        if not ready.wait(self.startup_timeout) or self._process.poll() is not None:
+            self.stop()
+            raise DevProviderError("The development provider did not start: " + "".join(lines[-5:]))
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+        if self._config_file:
+            Path(self._config_file).unlink(missing_ok=True)
+            self._config_file = None
+
+    def __enter__(self) -> DevProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
