@@ -84,6 +84,10 @@ class UserAdapter(abc.ABC):
     def is_admin(self, user: Any) -> bool:
         return self.get_access(user).is_admin
 
+    def has_password(self, user: Any) -> bool:
+        """Whether the user can sign in locally at all (used to warn before unlinking)."""
+        return True
+
     @abc.abstractmethod
     def count_admins(self) -> int: ...
 
@@ -231,6 +235,9 @@ class SQLAlchemyUserAdapter(UserAdapter):
             return bool(method(password))
         stored = getattr(user, self.password_hash_attr, None)
         return isinstance(stored, str) and bool(stored) and check_password_hash(stored, password)
+
+    def has_password(self, user: Any) -> bool:
+        return bool(getattr(user, self.password_hash_attr, None))
 
     def count_admins(self) -> int:
         if not self._has(self.is_admin_attr):

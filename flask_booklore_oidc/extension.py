@@ -210,8 +210,17 @@ class BookloreOIDC:
     def group_mapper(self, func: F) -> F:
         """Turn an identity's groups into access; replaces the built-in group mapping.
 
-        Receives ``(identity, current_access, settings)`` and returns an
-        :class:`~.adapter.Access`, or ``None`` to leave the user's access unchanged.
+        Receives ``(identity, access)``: the :class:`~.claims.Identity` with its mapped claims
+        and groups, and the :class:`~.adapter.Access` the built-in mapping computed from the
+        group mapping table (``None`` when group sync is disabled or the groups claim is
+        missing). Returns the :class:`~.adapter.Access` to apply, or ``None`` to leave the
+        user's access unchanged. The last admin is never demoted, whatever it returns::
+
+            @oidc.group_mapper
+            def map_groups(identity, access):
+                if identity.groups and "wheel" in identity.groups:
+                    return Access(is_admin=True)
+                return access
         """
         self._group_mapper = func
         return func

@@ -119,3 +119,16 @@ class LoginRecord(Base):
     id_token: Mapped[str | None] = mapped_column(Text)  # encrypted, for the logout hint
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class GroupMapping(Base):
+    """One row of the group mapping table (SPEC §7): members of ``group_value`` get this access."""
+
+    __tablename__ = "booklore_oidc_group_mapping"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_value: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    description: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    grant_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    permissions: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON list
+    libraries: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON list

@@ -4,16 +4,18 @@
 3. link by username, 4. link by verified email (exactly one match), 5. auto-provision,
 6. otherwise ``user_not_provisioned``.
 
-Writes go through the adapter's session and are committed together; a unique-constraint race
-with another process (two first sign-ins of one new person) is resolved by rolling back and
-deciding again, which then finds the identity the other process wrote.
+:meth:`Resolver.decide` only reads and returns a :class:`Decision` (the settings page's test
+sign-in shows it as it is); :meth:`Resolver.resolve` carries a decision out through the adapter's
+session and commits it. A unique-constraint race with another process (two first sign-ins of
+one new person) is resolved by rolling back and deciding again, which then finds the identity
+the other process wrote.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from .adapter import Access, NewUser, UserAdapter
 from .claims import Identity
 from .errors import OIDCError
+from .mapping import MappingRow, compute_access, matching
 from .models import Identity as IdentityRow
 from .models import utcnow
 from .settings import Settings
@@ -30,8 +33,25 @@ log = logging.getLogger(__name__)
 
 #: ``@oidc.user_provisioner``: (identity, proposed NewUser) -> host user object (added to session)
 Provisioner = Callable[[Identity, NewUser], Any]
-#: ``@oidc.group_mapper``: (identity, current Access, Settings) -> new Access or None (no change)
-GroupMapper = Callable[[Identity, Access, Settings], "Access | None"]
+#: ``@oidc.group_mapper``: (identity, access computed by the built-in mapping or None) -> Access or None
+GroupMapper = Callable[[Identity, "Access | None"], "Access | None"]
+
+RULES = ("refused", "identity", "username", "email", "provisioned", "not_provisioned", "conflict")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What §6 decides for an identity, before anything is written."""
+
+    #: "identity", "username", "email", "provisioned"; or "refused" (allowed groups),
+    #: "conflict", "not_provisioned" with ``error`` set
+    rule: str
+    user: Any = None
+    error: OIDCError | None = None
+    #: the new user's proposal when ``rule == "provisioned"``
+    new_user: NewUser | None = None
+    #: the identity row that points at a deleted user, to be removed
+    stale_row: IdentityRow | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -57,36 +77,127 @@ class Resolver:
         adapter: UserAdapter,
         settings: Settings,
         *,
+        mapping_rows: Sequence[MappingRow] = (),
         provisioner: Provisioner | None = None,
         group_mapper: GroupMapper | None = None,
     ) -> None:
         self.adapter = adapter
         self.settings = settings
+        self.mapping_rows = list(mapping_rows)
         self.provisioner = provisioner
         self.group_mapper = group_mapper
 
-    # -- gate ------------------------------------------------------------------------------
+    # -- deciding (reads only) ---------------------------------------------------------------
 
-    def check_allowed(self, identity: Identity) -> None:
-        allowed = self.settings.allowed_groups
-        if not allowed:
-            return
-        groups = identity.groups or []
-        if not set(groups) & set(allowed):
-            raise OIDCError(
-                "access_denied_group",
-                f"{identity.username or identity.subject} is not a member of an allowed group.",
+    def _identity_row(self, identity: Identity) -> IdentityRow | None:
+        return self.adapter.session.execute(
+            select(IdentityRow).where(IdentityRow.issuer == identity.issuer, IdentityRow.subject == identity.subject)
+        ).scalar_one_or_none()
+
+    def _linked_elsewhere(self, user: Any, identity: Identity) -> bool:
+        """The user already has an identity at this issuer (with another subject)."""
+        row = self.adapter.session.execute(
+            select(IdentityRow.id).where(
+                IdentityRow.issuer == identity.issuer, IdentityRow.user_id == self.adapter.get_id(user)
             )
+        ).first()
+        return row is not None
 
-    # -- decision ----------------------------------------------------------------------------
+    def decide(self, identity: Identity) -> Decision:
+        adapter, settings = self.adapter, self.settings
+        if settings.allowed_groups and not set(identity.groups or ()) & set(settings.allowed_groups):
+            return Decision("refused", error=OIDCError(
+                "access_denied_group",
+                f"{identity.username or identity.subject} is not a member of an allowed group "
+                f"({', '.join(settings.allowed_groups)}).",
+            ))
+
+        stale = None
+        row = self._identity_row(identity)
+        if row is not None:
+            user = adapter.get_by_id(row.user_id)
+            if user is not None:
+                return Decision("identity", user=user)
+            stale = row  # the user was deleted outside the ORM: forget the identity
+
+        if settings.link_by_username and identity.username:
+            user = adapter.get_by_username(identity.username, case_sensitive=settings.username_case_sensitive)
+            if user is not None:
+                if self._linked_elsewhere(user, identity):
+                    return Decision("conflict", user=user, error=OIDCError(
+                        "account_conflict",
+                        f"The account {adapter.get_username(user)!r} is already linked to another identity "
+                        "at this provider.",
+                    ))
+                return Decision("username", user=user, stale_row=stale)
+
+        if settings.link_by_email and identity.email and identity.email_verified:
+            matches = adapter.find_by_email(identity.email)
+            if len(matches) == 1:
+                if self._linked_elsewhere(matches[0], identity):
+                    return Decision("conflict", user=matches[0], error=OIDCError(
+                        "account_conflict",
+                        f"The account with the email {identity.email} is already linked to another identity "
+                        "at this provider.",
+                    ))
+                return Decision("email", user=matches[0], stale_row=stale)
+            if len(matches) > 1:
+                log.warning("Not linking by email: %d accounts share %s.", len(matches), identity.email)
+
+        if settings.auto_provision:
+            if not identity.username:
+                return Decision("not_provisioned", error=OIDCError(
+                    "user_not_provisioned",
+                    f"The provider sent no username (claim {settings.claim_username!r}), so no account can be created.",
+                ))
+            if adapter.get_by_username(identity.username, case_sensitive=False) is not None:
+                return Decision("conflict", error=OIDCError(
+                    "account_conflict",
+                    f"The username {identity.username!r} is taken by an account that may not be linked automatically.",
+                ))
+            if identity.email and adapter.find_by_email(identity.email):
+                return Decision("conflict", error=OIDCError(
+                    "account_conflict",
+                    f"The email address {identity.email} belongs to an account that may not be linked automatically.",
+                ))
+            new = NewUser(
+                username=identity.username,
+                email=identity.email,
+                display_name=identity.display_name or identity.username,
+                access=default_access(settings),
+            )
+            return Decision("provisioned", new_user=new, stale_row=stale)
+
+        return Decision("not_provisioned", error=OIDCError(
+            "user_not_provisioned",
+            f"There is no account here for the provider's user {identity.username or identity.subject!r}.",
+        ))
+
+    def planned_access(self, identity: Identity, current: Access) -> Access | None:
+        """The access group sync would give (built-in mapping, then the hook), before the
+        last-admin guard."""
+        computed = compute_access(
+            self.settings.group_sync, current, default_access(self.settings), self.mapping_rows, identity.groups
+        )
+        if self.group_mapper is not None:
+            return self.group_mapper(identity, computed)
+        return computed
+
+    def matching_rows(self, identity: Identity) -> list[MappingRow]:
+        return matching(self.mapping_rows, identity.groups or [])
+
+    # -- carrying out ------------------------------------------------------------------------
 
     def resolve(self, identity: Identity) -> Resolution:
         """Decide, write and commit. Raises :class:`OIDCError` (nothing written) on refusal."""
-        self.check_allowed(identity)
         session = self.adapter.session
         for attempt in (1, 2):
+            decision = self.decide(identity)
+            if decision.error is not None:
+                session.rollback()
+                raise decision.error
             try:
-                result = self._decide_and_write(identity)
+                result = self._carry_out(identity, decision)
                 session.commit()
                 return result
             except IntegrityError:
@@ -94,145 +205,64 @@ class Resolver:
                 if attempt == 2:
                     log.warning("Sign-in of %s kept conflicting with concurrent writes.", identity.subject)
                     raise OIDCError(
-                        "account_conflict",
-                        "Another sign-in changed the same account at the same moment; try again.",
+                        "account_conflict", "Another sign-in changed the same account at the same moment; try again."
                     ) from None
             except BaseException:
                 session.rollback()
                 raise
         raise AssertionError("unreachable")
 
-    def _identity_row(self, identity: Identity) -> IdentityRow | None:
-        return self.adapter.session.execute(
-            select(IdentityRow).where(IdentityRow.issuer == identity.issuer, IdentityRow.subject == identity.subject)
-        ).scalar_one_or_none()
-
-    def _decide_and_write(self, identity: Identity) -> Resolution:
-        adapter, settings, session = self.adapter, self.settings, self.adapter.session
-        row = self._identity_row(identity)
-        if row is not None:
-            user = adapter.get_by_id(row.user_id)
-            if user is not None:
-                row.last_login_at = utcnow()
-                if settings.sync_profile:
-                    self._sync_profile(user, identity)
-                return Resolution(user, "identity", self._sync_access(user, identity))
-            # The user vanished without its identity (deleted outside the ORM): forget it.
-            session.delete(row)
+    def _carry_out(self, identity: Identity, decision: Decision) -> Resolution:
+        adapter, session = self.adapter, self.adapter.session
+        if decision.stale_row is not None:
+            session.delete(decision.stale_row)
             session.flush()
+        if decision.rule == "identity":
+            user = decision.user
+            row = self._identity_row(identity)
+            if row is not None:
+                row.last_login_at = utcnow()
+        elif decision.rule in ("username", "email"):
+            user = decision.user
+            self._add_identity(user, identity, decision.rule)
+            log.info("Linked %s to the provider identity %s (by %s).", adapter.get_username(user), identity.subject, decision.rule)
+        else:
+            assert decision.new_user is not None
+            new = decision.new_user
+            user = self.provisioner(identity, new) if self.provisioner else adapter.create_user(new)
+            session.flush()
+            self._add_identity(user, identity, "provisioned")
+            log.info("Created the account %s for the provider identity %s.", new.username, identity.subject)
+        if self.settings.sync_profile and decision.rule != "provisioned":
+            self._sync_profile(user, identity)
+        return Resolution(user, decision.rule, self._sync_access(user, identity))
 
-        if settings.link_by_username and identity.username:
-            user = adapter.get_by_username(identity.username, case_sensitive=settings.username_case_sensitive)
-            if user is not None:
-                self._link(user, identity, "username")
-                return Resolution(user, "username", self._sync_access(user, identity))
-
-        if settings.link_by_email and identity.email and identity.email_verified:
-            matches = adapter.find_by_email(identity.email)
-            if len(matches) == 1:
-                self._link(matches[0], identity, "email")
-                return Resolution(matches[0], "email", self._sync_access(matches[0], identity))
-            if len(matches) > 1:
-                log.warning("Not linking by email: %d accounts share %s.", len(matches), identity.email)
-
-        if settings.auto_provision:
-            user = self._provision(identity)
-            return Resolution(user, "provisioned", self._sync_access(user, identity, new=True))
-
-        raise OIDCError(
-            "user_not_provisioned",
-            f"There is no account here for the provider's user {identity.username or identity.subject!r}.",
-        )
-
-    # -- writes ------------------------------------------------------------------------------
-
-    def _link(self, user: Any, identity: Identity, by: str) -> None:
-        user_id = self.adapter.get_id(user)
-        other = self.adapter.session.execute(
-            select(IdentityRow).where(IdentityRow.issuer == identity.issuer, IdentityRow.user_id == user_id)
-        ).scalar_one_or_none()
-        if other is not None:
-            raise OIDCError(
-                "account_conflict",
-                f"The account {self.adapter.get_username(user)!r} is already linked to another "
-                "identity at this provider.",
-            )
+    def _add_identity(self, user: Any, identity: Identity, by: str) -> None:
         now = utcnow()
         self.adapter.session.add(
             IdentityRow(
                 issuer=identity.issuer,
                 subject=identity.subject,
-                user_id=user_id,
+                user_id=self.adapter.get_id(user),
                 linked_by=by,
                 linked_at=now,
                 last_login_at=now,
             )
         )
         self.adapter.session.flush()
-        log.info(
-            "Linked %s to the provider identity %s (by %s).", self.adapter.get_username(user), identity.subject, by
-        )
-        if self.settings.sync_profile:
-            self._sync_profile(user, identity)
-
-    def _provision(self, identity: Identity) -> Any:
-        adapter, settings = self.adapter, self.settings
-        if not identity.username:
-            raise OIDCError(
-                "user_not_provisioned",
-                f"The provider sent no username (claim {settings.claim_username!r}), so no account can be created.",
-            )
-        if adapter.get_by_username(identity.username, case_sensitive=False) is not None:
-            raise OIDCError(
-                "account_conflict",
-                f"The username {identity.username!r} is taken by an account that may not be linked automatically.",
-            )
-        if identity.email and adapter.find_by_email(identity.email):
-            raise OIDCError(
-                "account_conflict",
-                f"The email address {identity.email} belongs to an account that may not be linked automatically.",
-            )
-        new = NewUser(
-            username=identity.username,
-            email=identity.email,
-            display_name=identity.display_name or identity.username,
-            access=default_access(settings),
-        )
-        user = self.provisioner(identity, new) if self.provisioner else adapter.create_user(new)
-        adapter.session.flush()
-        now = utcnow()
-        adapter.session.add(
-            IdentityRow(
-                issuer=identity.issuer,
-                subject=identity.subject,
-                user_id=adapter.get_id(user),
-                linked_by="provisioned",
-                linked_at=now,
-                last_login_at=now,
-            )
-        )
-        adapter.session.flush()
-        log.info("Created the account %s for the provider identity %s.", identity.username, identity.subject)
-        return user
 
     def _sync_profile(self, user: Any, identity: Identity) -> None:
         email = identity.email
         if email and email.lower() != (self.adapter.get_email(user) or "").lower():
-            owners = [
-                u for u in self.adapter.find_by_email(email) if self.adapter.get_id(u) != self.adapter.get_id(user)
-            ]
-            if owners:
-                log.warning(
-                    "Not syncing email of %s: %s belongs to another account.", self.adapter.get_username(user), email
-                )
+            user_id = self.adapter.get_id(user)
+            if any(self.adapter.get_id(u) != user_id for u in self.adapter.find_by_email(email)):
+                log.warning("Not syncing the email of %s: %s belongs to another account.", self.adapter.get_username(user), email)
                 email = None
         self.adapter.update_profile(user, email=email, display_name=identity.display_name)
 
-    def _sync_access(self, user: Any, identity: Identity, *, new: bool = False) -> Access | None:
-        if self.group_mapper is None:
-            return None
+    def _sync_access(self, user: Any, identity: Identity) -> Access | None:
         current = self.adapter.get_access(user)
-        access = self.group_mapper(identity, current, self.settings)
+        access = self.planned_access(identity, current)
         if access is None:
             return None
         if current.is_admin and not access.is_admin and self.adapter.count_admins() <= 1:

@@ -28,6 +28,7 @@ from .extension import BookloreOIDC
 from .flow import SignInFlow
 from .forms import LoginForm, LogoutForm
 from .models import LoginRecord, utcnow
+from .mapping import load_rows
 from .provisioning import Resolver
 from .secretbox import InvalidToken
 from .settings import Settings
@@ -174,11 +175,15 @@ def login_post() -> Any:
 
 
 def _rotate_session() -> None:
-    """Start a new session at every sign-in, so a planted session id is worthless."""
+    """Start a new session at every sign-in, so a planted session id is worthless. The browser
+    binding survives, so sign-ins still pending in other tabs can finish (SPEC §5.2)."""
+    browser_key = session.get(BROWSER_KEY)
     session.clear()
     regenerate = getattr(current_app.session_interface, "regenerate", None)
     if callable(regenerate):  # Flask-Session's server-side sessions
         regenerate(session)
+    if browser_key:
+        session[BROWSER_KEY] = browser_key
 
 
 # -- OIDC sign-in -----------------------------------------------------------------------------
@@ -212,7 +217,11 @@ def callback() -> Any:
     ext = _ext()
     state = ext._state()
     resolution = Resolver(
-        state.adapter, settings, provisioner=ext._provisioner, group_mapper=ext._group_mapper
+        state.adapter,
+        settings,
+        mapping_rows=load_rows(state.adapter.session),
+        provisioner=ext._provisioner,
+        group_mapper=ext._group_mapper,
     ).resolve(completed.identity)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 

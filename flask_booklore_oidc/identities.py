@@ -1,0 +1,100 @@
+"""Linked identities, for admins: list, link and unlink (the settings page and the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from .adapter import UserAdapter
+from .errors import OIDCError
+from .models import Identity, LoginRecord, utcnow
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class LinkedIdentity:
+    id: int
+    user_id: str
+    username: str | None  # None when the user no longer exists
+    issuer: str
+    subject: str
+    linked_at: datetime
+    linked_by: str
+    last_login_at: datetime | None
+
+
+def list_identities(adapter: UserAdapter) -> list[LinkedIdentity]:
+    rows = adapter.session.execute(select(Identity).order_by(Identity.linked_at)).scalars().all()
+    out = []
+    for row in rows:
+        user = adapter.get_by_id(row.user_id)
+        out.append(
+            LinkedIdentity(
+                id=row.id,
+                user_id=row.user_id,
+                username=adapter.get_username(user) if user is not None else None,
+                issuer=row.issuer,
+                subject=row.subject,
+                linked_at=row.linked_at,
+                linked_by=row.linked_by,
+                last_login_at=row.last_login_at,
+            )
+        )
+    return out
+
+
+def link(adapter: UserAdapter, user: Any, issuer: str, subject: str) -> None:
+    """Link ``user`` to (issuer, subject) as an admin would; commits.
+
+    Raises ``OIDCError("account_conflict")`` when the identity belongs to another user or the
+    user already has an identity at this issuer.
+    """
+    session = adapter.session
+    user_id = adapter.get_id(user)
+    owner = session.execute(
+        select(Identity).where(Identity.issuer == issuer, Identity.subject == subject)
+    ).scalar_one_or_none()
+    if owner is not None:
+        if owner.user_id == user_id:
+            return
+        raise OIDCError("account_conflict", f"The identity {subject!r} is already linked to another account.")
+    if session.execute(select(Identity.id).where(Identity.issuer == issuer, Identity.user_id == user_id)).first():
+        raise OIDCError(
+            "account_conflict",
+            f"{adapter.get_username(user)!r} is already linked to another identity at {issuer}; unlink it first.",
+        )
+    session.add(Identity(issuer=issuer, subject=subject, user_id=user_id, linked_by="admin", linked_at=utcnow()))
+    session.commit()
+
+
+def unlink(adapter: UserAdapter, user: Any) -> int:
+    """Remove every identity of ``user`` and end its OIDC login records; commits. Returns how
+    many identities were removed."""
+    session = adapter.session
+    user_id = adapter.get_id(user)
+    removed = session.execute(delete(Identity).where(Identity.user_id == user_id)).rowcount  # type: ignore[attr-defined]
+    session.execute(delete(LoginRecord).where(LoginRecord.user_id == user_id))
+    session.commit()
+    return int(removed or 0)
+
+
+def unlink_warning(adapter: UserAdapter, settings: Settings, user: Any) -> str | None:
+    """Why unlinking would leave ``user`` with no way in, or ``None`` when it would not."""
+    relinks = settings.link_by_username or (settings.link_by_email and adapter.get_email(user))
+    if relinks and settings.oidc_active:
+        return None
+    has_password = adapter.has_password(user)
+    if settings.only_mode_active and not adapter.is_admin(user):
+        return (
+            f"{adapter.get_username(user)} cannot sign in locally while OIDC-Only Mode is on, and nothing "
+            "will link the account again: after unlinking, they cannot get in."
+        )
+    if not has_password:
+        return (
+            f"{adapter.get_username(user)} has no local password and nothing will link the account again: "
+            "after unlinking, they cannot get in until you set a password or link them again."
+        )
+    return None
