@@ -28,6 +28,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+@pytest.fixture(autouse=True)
+def _push_request_context() -> None:
+    """Replaces pytest-flask's fixture of this name, which keeps one request context pushed for
+    the whole test: every test-client request would then share one ``g`` (Flask-Login's cached
+    user, our per-request settings), which no real deployment does."""
+
+
 @pytest.fixture(scope="session")
 def provider() -> Iterator[FakeProvider]:
     with FakeProvider() as op:
@@ -63,13 +70,29 @@ def settings_for(op: FakeProvider, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(tmp_path: Any, op: FakeProvider) -> Iterator[Flask]:
+def db_dir(tmp_path: Any) -> Iterator[Any]:
+    """A folder for SQLite files: in memory-backed /dev/shm when the machine has it, since
+    creating the schema on disk for every test costs more than the tests themselves."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if not os.path.isdir("/dev/shm"):
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="booklore-oidc-", dir="/dev/shm"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def app(db_dir: Any, op: FakeProvider) -> Iterator[Flask]:
     """The example app on a file-backed SQLite database, OIDC configured in the database
     (as the settings page would store it) for a public client of the fake provider."""
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.sqlite'}",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_dir / 'app.sqlite'}",
         "BOOKLORE_OIDC_JWKS_MIN_REFETCH": 30,
     })
     oidc = app.extensions["booklore_oidc"]
@@ -123,6 +146,22 @@ def signin(client: FlaskClient, op: FakeProvider) -> SignIn:
 def me(client: FlaskClient) -> dict[str, Any] | None:
     response = client.get("/api/me")
     return response.get_json() if response.status_code == 200 else None
+
+
+def add_user(app: Flask, username: str, *, email: str | None = None, password: str = "pw", is_admin: bool = False,
+             permissions: tuple[str, ...] | list[str] = (), libraries: tuple[str, ...] | list[str] = (),
+             display_name: str | None = None) -> int:
+    """Create a local user of the example app; returns its id. The password hash is a cheap
+    one: scrypt's deliberate slowness would dominate the suite's run time."""
+    from werkzeug.security import generate_password_hash
+
+    with app.app_context():
+        user = User(username=username, email=email, display_name=display_name, is_admin=is_admin,
+                    permissions=list(permissions), libraries=list(libraries),
+                    password_hash=generate_password_hash(password, method="pbkdf2:sha256:1000"))
+        db.session.add(user)
+        db.session.commit()
+        return int(user.id)
 
 
 def user_count(app: Flask) -> int:
