@@ -1,0 +1,84 @@
+"""The wheel built from the sdist ships the templates and renders every page (SPEC §1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RENDER = textwrap.dedent(
+    """
+    import sys
+    import flask_booklore_oidc
+    assert flask_booklore_oidc.__file__.startswith(sys.argv[1]), flask_booklore_oidc.__file__
+    from flask import Flask
+    from flask_login import LoginManager, UserMixin
+    from flask_sqlalchemy import SQLAlchemy
+    from flask_booklore_oidc import BookloreOIDC
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://")
+    db = SQLAlchemy(app)
+
+    class User(UserMixin, db.Model):
+        id = db.Column(db.Integer, primary_key=True)
+        username = db.Column(db.String, unique=True)
+
+    LoginManager(app).user_loader(lambda i: db.session.get(User, int(i)))
+    BookloreOIDC(app, db=db, user_model=User)
+    with app.app_context():
+        db.create_all()
+    client = app.test_client()
+    login = client.get("/login")
+    assert login.status_code == 200 and b'name="password"' in login.data, login.data[:500]
+    assert client.get("/login/oidc").status_code == 404          # the oidc_disabled page
+    assert b"Single sign-on is not enabled" in client.get("/login/oidc").data
+    assert client.get("/logout").status_code == 200
+    assert client.get("/booklore-oidc/static/booklore_oidc.css").status_code == 200
+    print("rendered")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def wheel_from_sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    build = [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)]
+    subprocess.run([*build, "--sdist", str(ROOT)], check=True, capture_output=True)
+    sdist = next(out.glob("*.tar.gz"))
+    unpacked = tmp_path_factory.mktemp("sdist")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(unpacked, filter="data")
+    source = next(unpacked.iterdir())
+    subprocess.run([*build, "--wheel", str(source)], check=True, capture_output=True)
+    return next(out.glob("*.whl"))
+
+
+def test_wheel_contains_the_templates(wheel_from_sdist: Path) -> None:
+    names = zipfile.ZipFile(wheel_from_sdist).namelist()
+    assert "flask_booklore_oidc/templates/booklore_oidc/login.html" in names
+    assert "flask_booklore_oidc/templates/booklore_oidc/error.html" in names
+    assert "flask_booklore_oidc/static/booklore_oidc.css" in names
+    assert "flask_booklore_oidc/py.typed" in names
+
+
+def test_wheel_built_from_the_sdist_renders_the_pages(wheel_from_sdist: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel_from_sdist).extractall(site)
+    result = subprocess.run(
+        [sys.executable, "-c", RENDER, str(site)],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "rendered" in result.stdout
