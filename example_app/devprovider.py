@@ -70,6 +70,9 @@ class DevProvider:
                 self._process.wait(5)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+                self._process.wait(5)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
         self._process = None
         if self._config_file:
             Path(self._config_file).unlink(missing_ok=True)

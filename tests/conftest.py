@@ -15,6 +15,8 @@ from flask.testing import FlaskClient
 from example_app import create_app
 from example_app.models import User, db
 
+pytest_plugins = ["livesupport"]
+
 CLIENT_ID = "booklore-test"
 SECRET = "s3cr3t-Value-!&%"
 REDIRECT_URI = "http://localhost/oauth2-callback"

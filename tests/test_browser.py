@@ -1,0 +1,77 @@
+"""What readers and admins see, in a real browser (Chromium via Playwright) against the example
+app and the development provider. Saves the README's pictures into docs/."""
+
+from __future__ import annotations
+
+import pytest
+from livesupport import provider_login, screenshot
+from test_interop import api_me
+
+
+@pytest.fixture
+def configured(live_app, dev_provider):
+    provider = dev_provider()
+    live_app.configure(enabled=True, provider_name="Pocket ID", client_id="booklore-public",
+                       issuer_uri=provider.issuer, auto_provision=True, default_permissions=["read"])
+    return provider
+
+
+def test_reader_signs_in_with_the_button_and_lands_on_the_page_they_asked_for(page, live_app, configured):
+    page.goto(live_app.url + "/account")
+    assert page.url.startswith(live_app.url + "/login")
+    button = page.locator("a.bo-oidc-button")
+    assert button.inner_text().strip() == "Sign in with Pocket ID"
+    screenshot(page, "login.png")
+    button.click()
+    provider_login(page, "reader", "reader")
+    page.wait_for_url(live_app.url + "/account")
+    assert page.locator("h1").inner_text() == "Rita Reader"
+    assert api_me(page)["permissions"] == ["read"]
+
+
+def test_oidc_only_mode_sends_the_reader_straight_to_the_provider(page, live_app, configured):
+    live_app.configure(only_mode=True)
+    page.goto(live_app.url + "/account")
+    page.wait_for_selector("input[name=password]")
+    assert page.url.startswith(configured.issuer)
+    provider_login(page, "reader", "reader")
+    page.wait_for_url(live_app.url + "/account")
+
+    admin = page.context.browser.new_context()
+    backdoor = admin.new_page()
+    backdoor.goto(live_app.url + "/login?local=true")
+    assert backdoor.url.startswith(live_app.url + "/login")
+    backdoor.fill("#username", "admin")
+    backdoor.fill("#password", "admin")
+    backdoor.click("form.bo-form button:has-text('Sign in')")
+    backdoor.wait_for_url(live_app.url + "/")
+    assert api_me(backdoor)["is_admin"] is True
+    admin.close()
+
+
+def test_a_user_who_is_not_provisioned_sees_the_error_page_with_its_advice(page, live_app, configured):
+    live_app.configure(auto_provision=False)
+    page.goto(live_app.url + "/login")
+    page.click("text=Sign in with Pocket ID")
+    provider_login(page, "stranger", "stranger")
+    page.wait_for_selector("h1")
+    assert page.locator("h1").inner_text() == "User not provisioned"
+    assert "create a user here whose username exactly matches" in page.content()
+    screenshot(page, "error-user-not-provisioned.png")
+    page.click("text=Back to sign-in")
+    assert page.url.startswith(live_app.url + "/login")
+    assert api_me(page) is None
+
+
+def test_after_signing_out_the_reader_stays_signed_out(page, live_app, configured):
+    live_app.configure(only_mode=True)
+    page.goto(live_app.url + "/")
+    provider_login(page, "reader", "reader")
+    page.wait_for_url(live_app.url + "/")
+    page.click("text=Sign out")
+    page.click("button:has-text('Sign out')")
+    page.wait_for_url(live_app.url + "/login?logged_out=1*")
+    assert page.locator("text=You are signed out").is_visible()
+    # Even in OIDC-only mode, the page after sign-out does not bounce back to the provider.
+    assert page.url.startswith(live_app.url + "/login")
+    assert api_me(page) is None
