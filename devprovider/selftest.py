@@ -158,7 +158,7 @@ class BackchannelReceiver:
         received = self.tokens
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
                 received.extend(parse_qs(body).get("logout_token", []))
                 self.send_response(200)

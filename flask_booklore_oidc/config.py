@@ -16,6 +16,8 @@ SESSION_KEYS = (
     "_booklore_oidc_browser",  # random value binding pending sign-ins to this browser
     "_booklore_oidc_login",  # id of the server-side login record (no tokens in the cookie)
     "_booklore_oidc_redirects",  # automatic redirects in a row, for the loop breaker
+    "_booklore_oidc_last_error",  # code of the last error page shown, for the loop breaker
+    "_booklore_oidc_backchannel",  # the provider may end this sign-in by back-channel logout
 )
 
 Kind = Literal["bool", "str", "int", "float", "list", "choice", "secret"]

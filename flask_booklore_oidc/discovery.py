@@ -117,6 +117,17 @@ def fetch_json(transport: Transport, url: str, settings: Settings, what: str) ->
         raise OIDCError("provider_unreachable", f"The {what} at {url} did not return JSON.") from None
 
 
+def usable_keys(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The keys of a JWKS document that may verify a signature: ``use`` absent or ``sig``, and
+    an asymmetric key type (shared by sign-in and Test Connection)."""
+    keys = document.get("keys")
+    if not isinstance(keys, list):
+        return []
+    return [
+        k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig" and k.get("kty") in ("RSA", "EC", "OKP")
+    ]
+
+
 @dataclass
 class _Keys:
     keys: KeySet
@@ -177,11 +188,7 @@ class ProviderCache:
         document = fetch_json(self._transport, url, settings, "JWKS endpoint")
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise OIDCError("provider_unreachable", f"The JWKS at {url} has no 'keys' list.")
-        usable = [
-            k
-            for k in document["keys"]
-            if isinstance(k, dict) and k.get("use", "sig") == "sig" and k.get("kty") in ("RSA", "EC", "OKP")
-        ]
+        usable = usable_keys(document)
         try:
             keys = KeySet.import_key_set({"keys": usable})
         except (JoseError, ValueError, TypeError) as exc:
@@ -192,6 +199,15 @@ class ProviderCache:
         with self._lock:
             self._keys[url] = entry
         return entry
+
+    def cached(self, issuer: str) -> ProviderMetadata | None:
+        """The metadata of ``issuer`` if a fresh copy is cached; never fetches (for pages that
+        must not wait for the provider)."""
+        with self._lock:
+            cached = self._metadata.get(issuer)
+        if cached is None or self._clock() - cached[1] >= self._ttl:
+            return None
+        return cached[0]
 
     def forget(self) -> None:
         with self._lock:

@@ -137,9 +137,16 @@ class BookloreOIDC:
         if adapter.user_class is not None:
             _forget_identities_with_user(adapter)
 
+        from .backchannel import end_ended_session, exempt_from_csrf
+        from .cli import cli
         from .views import blueprint
 
         app.register_blueprint(blueprint, url_prefix=opts["url_prefix"])
+        # Sessions ended by the provider are signed out on their next request; free for
+        # anonymous requests and sessions that did not sign in through the provider.
+        app.before_request(end_ended_session)
+        exempt_from_csrf(app)
+        app.cli.add_command(cli)
 
     # -- per-app state ---------------------------------------------------------------------
 

@@ -120,8 +120,12 @@ class SignInFlow:
         next_url: str = "",
         purpose: str = "login",
         login_hint: str | None = None,
+        settings_override: str | None = None,
     ) -> str:
-        """Store a fresh transaction and return the provider URL to send the browser to."""
+        """Store a fresh transaction and return the provider URL to send the browser to.
+
+        ``settings_override`` is kept with the transaction, opaque (the settings page's test
+        sign-in stores its unsaved settings there, encrypted)."""
         metadata = self.cache.metadata(self.settings)
         state = generate_token(43)  # 43 characters of 62 symbols: about 256 bits
         nonce = generate_token(43)
@@ -140,6 +144,7 @@ class SignInFlow:
                 redirect_uri=redirect_uri,
                 next_url=next_url,
                 purpose=purpose,
+                settings_override=settings_override,
                 expires_at=now + timedelta(seconds=self.transaction_ttl),
             )
         )
@@ -285,6 +290,9 @@ class SignInFlow:
             raise OIDCError("invalid_client", "The provider rejected the client credentials (invalid_client).")
         if error or response.status_code != 200:
             description = body.get("error_description")
+            if isinstance(description, str) and self.settings.client_secret:
+                # Shown and logged: a provider that echoes the request must not make us leak it.
+                description = description.replace(self.settings.client_secret, "[secret]")
             raise OIDCError(
                 "token_exchange_failed",
                 f"The token endpoint answered {error or 'HTTP ' + str(response.status_code)}"

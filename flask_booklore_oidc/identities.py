@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import delete, select
 
 from .adapter import UserAdapter
+from .claims import Identity as ClaimedIdentity
 from .errors import OIDCError
 from .models import Identity, LoginRecord, utcnow
 from .settings import Settings
+from .signals import account_linked
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,12 @@ def link(adapter: UserAdapter, user: Any, issuer: str, subject: str) -> None:
         )
     session.add(Identity(issuer=issuer, subject=subject, user_id=user_id, linked_by="admin", linked_at=utcnow()))
     session.commit()
+    account_linked.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user=user,
+        identity=ClaimedIdentity(issuer, subject, adapter.get_username(user), adapter.get_email(user), False, None, None),
+        by="admin",
+    )
 
 
 def unlink(adapter: UserAdapter, user: Any) -> int:

@@ -103,6 +103,8 @@ class Transaction(Base):
     redirect_uri: Mapped[str] = mapped_column(String(1000), nullable=False)
     next_url: Mapped[str] = mapped_column(String(2000), nullable=False, default="")
     purpose: Mapped[str] = mapped_column(String(20), nullable=False, default="login")
+    #: a test sign-in with unsaved settings: those settings, encrypted (they may hold a secret)
+    settings_override: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
 
 
@@ -132,3 +134,18 @@ class GroupMapping(Base):
     grant_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     permissions: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON list
     libraries: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON list
+
+
+class LogoutTokenJti(Base):
+    """A back-channel logout token already accepted, remembered until it would be refused as
+    expired anyway, so a replayed token is refused (Back-Channel Logout 1.0 §2.6 step 7).
+
+    The key is a hash of issuer and ``jti``, so its length is fixed whatever the provider sends;
+    rows past ``expires_at`` are purged whenever a logout token arrives, which keeps the table as
+    small as the number of logouts within one token lifetime.
+    """
+
+    __tablename__ = "booklore_oidc_logout_jti"
+
+    jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)

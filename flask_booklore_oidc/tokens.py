@@ -1,4 +1,5 @@
-"""ID token validation (OpenID Connect Core 1.0 §3.1.3.7, SPEC §5.5), with joserfc.
+"""ID token validation (OpenID Connect Core 1.0 §3.1.3.7, SPEC §5.5) and logout token validation
+(Back-Channel Logout 1.0 §2.6, SPEC §8), with joserfc.
 
 Plain functions over plain data: nothing here needs a request context. Every failure raises
 ``OIDCError("invalid_token", …)`` with a message that names the rule that failed.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -149,3 +151,73 @@ def validate_id_token(
         if not hmac.compare_digest(at_hash, left_half_hash(access_token, str(header["alg"]))):
             raise _fail("The ID token's at_hash does not match the access token.")
     return claims
+
+
+# -- back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.4, §2.6) -----------
+
+#: The member of ``events`` that makes a JWT a logout token.
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+#: How long after its ``iat`` a logout token without ``exp`` is accepted. Replay protection keeps
+#: each ``jti`` for as long as its token would be accepted, so acceptance has to end somewhere.
+LOGOUT_TOKEN_MAX_AGE = 600
+
+
+def validate_logout_token(
+    token: str,
+    *,
+    issuer: str,
+    client_id: str,
+    keys_for: Callable[[str | None], KeySet],
+    client_secret: str = "",
+    clock_skew: int = 60,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """Verify a back-channel logout token and return its claims (Back-Channel Logout 1.0 §2.6).
+
+    Checked here: the signature with the provider's keys only (as for an ID token), ``iss``
+    exactly ``issuer``, ``aud`` this client and no other, ``iat`` present and not in the future
+    (and ``exp``, ``nbf`` when present) within ``clock_skew``, the back-channel logout event,
+    no ``nonce``, a ``jti``, and ``sid`` or ``sub``. Not checked here: ``jti`` replay, which
+    needs storage (see :func:`logout_token_expiry`). Raises ``OIDCError("invalid_token", …)``.
+    """
+    _header, claims = verify_signature(token, keys_for, client_secret)
+    current = int(time.time()) if now is None else now
+    registry = jwt.JWTClaimsRegistry(
+        now=current,
+        leeway=clock_skew,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True},
+        iat={"essential": True},
+        jti={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except JoseError as exc:
+        raise _fail(f"The logout token's claims are not valid: {exc.description or exc.error}.") from None
+    aud = claims["aud"]
+    audiences = [aud] if isinstance(aud, str) else list(aud)
+    if client_id not in audiences:
+        raise _fail("The logout token was issued for another client (aud does not contain our Client ID).")
+    if len(audiences) != 1:
+        raise _fail("The logout token names other audiences besides this client; it is refused.")
+    if "exp" not in claims and claims["iat"] < current - LOGOUT_TOKEN_MAX_AGE - clock_skew:
+        raise _fail(f"The logout token has no exp and was issued more than {LOGOUT_TOKEN_MAX_AGE} seconds ago.")
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
+        raise _fail(f"The logout token's events claim does not hold the member {BACKCHANNEL_LOGOUT_EVENT}.")
+    if "nonce" in claims:
+        raise _fail("The logout token carries a nonce, which a logout token must not (is it an ID token?).")
+    sid = claims.get("sid")
+    if sid is not None and not isinstance(sid, str):
+        raise _fail("The logout token's sid is not a string.")
+    if not sid and not claims.get("sub"):
+        raise _fail("The logout token names neither a session (sid) nor a subject (sub).")
+    return claims
+
+
+def logout_token_expiry(claims: dict[str, Any], clock_skew: int = 60) -> int:
+    """Until when (epoch seconds) :func:`validate_logout_token` would accept a token with these
+    claims: its ``jti`` must be remembered that long to refuse every replay."""
+    end = claims["exp"] if "exp" in claims else claims["iat"] + LOGOUT_TOKEN_MAX_AGE
+    return int(end) + clock_skew + 1

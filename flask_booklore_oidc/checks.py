@@ -1,0 +1,738 @@
+"""Test Connection (SPEC §9): what an admin needs to know before the first sign-in.
+
+Plain functions over plain data: :func:`run_checks` takes a :class:`~.settings.Settings` (the
+unsaved form values merged over the saved ones), a :class:`~.transport.Transport` and the
+Redirect URI, and returns one :class:`CheckResult` per check, in a fixed order. Nothing is saved
+and nothing is cached. Every request is bounded by the HTTP timeout and all of them together by
+a total deadline; redirects are never followed.
+
+::
+
+    results = run_checks(settings, transport, "https://books.example.com/oauth2-callback")
+    ok = all(r.status != Status.FAIL for r in results)
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import requests
+from authlib.common.security import generate_token
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from .discovery import ProviderMetadata, discovery_url, issuers_match, usable_keys
+from .flow import client_auth, requested_scopes, token_auth_method
+from .settings import Settings
+from .transport import Transport
+
+#: seconds all requests of one Test Connection may take together
+TOTAL_BUDGET = 30.0
+
+
+class Status(StrEnum):
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of the Test Connection report. ``message`` says what was found and, when it is
+    not a pass, what to change."""
+
+    key: str
+    label: str
+    status: Status
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.key, "label": self.label, "status": str(self.status), "message": self.message}
+
+
+#: every check, in the order it runs and is shown
+CHECKS: tuple[tuple[str, str], ...] = (
+    ("discovery", "Discovery document reachable"),
+    ("issuer", "Issuer matches"),
+    ("endpoints", "Authorization, token and JWKS endpoints"),
+    ("jwks", "Signing keys (JWKS)"),
+    ("response_type", "Authorization code flow (response type code)"),
+    ("pkce", "PKCE with S256"),
+    ("scopes", "Requested scopes supported"),
+    ("client_auth", "Client authentication"),
+    ("authorize", "Client ID and Redirect URI accepted"),
+    ("end_session", "Sign-out at the provider (end-session endpoint)"),
+    ("backchannel", "Back-channel logout"),
+    ("clock", "Clock drift"),
+)
+LABELS = dict(CHECKS)
+
+REACH_ADVICE = (
+    "If both run in Docker, make sure they share a network or that the provider's external URL is "
+    "reachable from this app's container; check DNS resolution and the firewall between them."
+)
+
+#: what stops working when the provider does not offer a scope
+SCOPE_CONSEQUENCES = {
+    "openid": "nobody can sign in: without openid there is no ID token",
+    "profile": "usernames and display names may be missing",
+    "email": "email addresses are missing, so linking by email and email sync will not work",
+    "groups": "group mapping and allowed groups will not work",
+}
+
+#: authorization errors that mean "the client and Redirect URI are fine, nobody is signed in"
+_INTERACTION_ERRORS = frozenset(
+    {"login_required", "consent_required", "interaction_required", "account_selection_required"}
+)
+
+
+def ok(results: list[CheckResult]) -> bool:
+    """True when no check failed (warnings and skips are allowed)."""
+    return all(r.status != Status.FAIL for r in results)
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+class _Run:
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        redirect_uri: str,
+        *,
+        budget: float,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.redirect_uri = redirect_uri
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.deadline = clock() + budget
+        self.budget = budget
+        self.results: dict[str, CheckResult] = {}
+        self.document: dict[str, Any] | None = None
+        self.metadata: ProviderMetadata | None = None
+        self.date_header: str | None = None
+        self.discovery_midpoint = 0.0
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def result(self, key: str, status: Status, message: str) -> None:
+        self.results[key] = CheckResult(key, LABELS[key], status, self.scrub(message))
+
+    def scrub(self, text: str) -> str:
+        """Provider answers are quoted in messages; a provider that echoes the secret back must
+        not make us show it."""
+        secret = self.settings.client_secret
+        return text.replace(secret, "[secret]") if secret else text
+
+    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        remaining = self.deadline - self.clock()
+        if remaining <= 0:
+            raise _OutOfTime
+        kwargs["timeout"] = min(self.settings.http_timeout, remaining)
+        kwargs["allow_redirects"] = False
+        return self.transport.request(method, url, self.settings, **kwargs)
+
+    def network_problem(self, exc: requests.RequestException) -> str:
+        if isinstance(exc, requests.Timeout):
+            return f"no answer within {min(self.settings.http_timeout, self.budget):g} s"
+        if isinstance(exc, requests.exceptions.SSLError):
+            return (
+                "its TLS certificate was not accepted (for a private certificate authority, set CA bundle "
+                "under Session and Advanced)"
+            )
+        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+            return "the address is not a valid URL"
+        text = str(exc)
+        if re.search(r"Name or service not known|nodename nor servname|name resolution|getaddrinfo failed", text):
+            return "the host name does not resolve (DNS)"
+        match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+        if match:
+            return match.group(1).strip().rstrip(".").lower()
+        return type(exc).__name__
+
+    # -- the checks --------------------------------------------------------------------------
+
+    def discovery(self) -> None:
+        issuer = self.settings.issuer_uri
+        if not issuer:
+            self.result(
+                "discovery",
+                Status.FAIL,
+                "Enter the Issuer URI: the provider's base URL, e.g. https://pocket-id.example.com.",
+            )
+            return
+        url = discovery_url(issuer)
+        started = self.clock()
+        before = self.wall_clock()
+        try:
+            response = self.send("GET", url, headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            self.result("discovery", Status.FAIL, f"Cannot reach {url}: {self.network_problem(exc)}. {REACH_ADVICE}")
+            return
+        elapsed = round((self.clock() - started) * 1000)
+        self.discovery_midpoint = (before + self.wall_clock()) / 2
+        self.date_header = response.headers.get("Date")
+        status = response.status_code
+        if status in (301, 302, 303, 307, 308):
+            location = response.headers.get("Location", "")
+            self.result(
+                "discovery",
+                Status.FAIL,
+                f"{url} redirects to {location or 'another address'} ({elapsed} ms). Redirects are not followed: "
+                "enter the provider's own address as the Issuer URI.",
+            )
+            return
+        if status == 404:
+            self.result(
+                "discovery",
+                Status.FAIL,
+                f"{url} answered HTTP 404 ({elapsed} ms): there is no discovery document there. Check the Issuer URI: "
+                "it is the provider's base URL (for Keycloak including /realms/<realm>, for Authentik "
+                "/application/o/<slug>/).",
+            )
+            return
+        if status != 200:
+            self.result("discovery", Status.FAIL, f"{url} answered HTTP {status} ({elapsed} ms).")
+            return
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            self.result(
+                "discovery",
+                Status.FAIL,
+                f"{url} answered ({elapsed} ms) but not with a JSON discovery document; is the Issuer URI the "
+                "provider's address, and not the address of its web interface or of this app?",
+            )
+            return
+        self.document = document
+        self.result("discovery", Status.PASS, f"Fetched {url} in {elapsed} ms.")
+
+    def issuer(self) -> None:
+        assert self.document is not None
+        configured = self.settings.issuer_uri
+        reported = self.document.get("issuer")
+        if not isinstance(reported, str) or not reported:
+            self.result(
+                "issuer", Status.FAIL, "The discovery document names no issuer; this is not an OpenID provider."
+            )
+            return
+        if reported == configured:
+            self.result("issuer", Status.PASS, f"The provider's issuer is exactly the Issuer URI, {reported}.")
+        elif issuers_match(configured, reported):
+            self.result(
+                "issuer",
+                Status.PASS,
+                f"The provider calls itself {reported}; the Issuer URI {configured} differs only by a trailing slash, "
+                f"which is tolerated. Tokens are checked against {reported} exactly.",
+            )
+        else:
+            self.result(
+                "issuer",
+                Status.FAIL,
+                f"The provider calls itself {reported}, but the Issuer URI is {configured}. Every sign-in would be "
+                f"refused: set the Issuer URI to {reported} (scheme, host, port and path must match; only a "
+                "trailing slash may differ).",
+            )
+
+    def endpoints(self) -> None:
+        assert self.document is not None
+        document = self.document
+        missing = [
+            name
+            for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+            if not isinstance(document.get(name), str) or not document.get(name)
+        ]
+        if missing:
+            self.result(
+                "endpoints",
+                Status.FAIL,
+                "The discovery document lacks " + ", ".join(missing) + "; sign-in cannot work with this provider.",
+            )
+            return
+        reported = document.get("issuer")
+
+        def optional(name: str) -> str | None:
+            value = document.get(name)
+            return value if isinstance(value, str) and value else None
+
+        self.metadata = ProviderMetadata(
+            issuer=reported if isinstance(reported, str) else "",
+            authorization_endpoint=document["authorization_endpoint"],
+            token_endpoint=document["token_endpoint"],
+            jwks_uri=document["jwks_uri"],
+            userinfo_endpoint=optional("userinfo_endpoint"),
+            end_session_endpoint=optional("end_session_endpoint"),
+            raw=document,
+        )
+        message = "The provider lists its authorization, token and JWKS endpoints"
+        if self.metadata.userinfo_endpoint:
+            self.result("endpoints", Status.PASS, message + ", and a userinfo endpoint.")
+        else:
+            self.result(
+                "endpoints",
+                Status.PASS,
+                message + ". It has no userinfo endpoint, so every mapped claim must be in the ID token.",
+            )
+
+    def jwks(self) -> None:
+        assert self.metadata is not None
+        url = self.metadata.jwks_uri
+        try:
+            response = self.send("GET", url, headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            self.result("jwks", Status.FAIL, f"Cannot fetch the signing keys from {url}: {self.network_problem(exc)}.")
+            return
+        if response.status_code != 200:
+            self.result(
+                "jwks",
+                Status.FAIL,
+                f"The JWKS at {url} answered HTTP {response.status_code}; ID tokens cannot be verified.",
+            )
+            return
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            self.result("jwks", Status.FAIL, f"The JWKS at {url} is not a JSON key set with a 'keys' list.")
+            return
+        usable = usable_keys(document)
+        if not usable:
+            self.result(
+                "jwks",
+                Status.FAIL,
+                f"The JWKS at {url} holds {len(document['keys'])} key(s), none usable for signatures (RSA, EC or "
+                "OKP with use 'sig'): ID tokens cannot be verified. Check the provider's signing key settings.",
+            )
+            return
+        try:
+            KeySet.import_key_set({"keys": usable})
+        except (JoseError, ValueError, TypeError) as exc:
+            self.result("jwks", Status.FAIL, f"The JWKS at {url} holds a key that cannot be read: {exc}.")
+            return
+        kinds = sorted({f"{k.get('kty')}" + (f" {k['alg']}" if isinstance(k.get("alg"), str) else "") for k in usable})
+        self.result("jwks", Status.PASS, f"{len(usable)} signing key(s) ({', '.join(kinds)}) at {url}.")
+
+    def response_type(self) -> None:
+        assert self.document is not None
+        types = self.document.get("response_types_supported")
+        if not isinstance(types, list):
+            self.result(
+                "response_type",
+                Status.WARN,
+                "The provider does not list response_types_supported; this app uses response_type=code.",
+            )
+        elif "code" in types:
+            self.result("response_type", Status.PASS, "The provider supports the authorization code flow.")
+        else:
+            self.result(
+                "response_type",
+                Status.FAIL,
+                "The provider does not offer response_type=code (it lists " + ", ".join(map(str, types)) + "); this "
+                "app needs the authorization code flow.",
+            )
+
+    def pkce(self) -> None:
+        assert self.document is not None
+        methods = self.document.get("code_challenge_methods_supported")
+        public = self.settings.is_public_client
+        if isinstance(methods, list) and "S256" in methods:
+            self.result("pkce", Status.PASS, "The provider supports PKCE with S256, which every sign-in uses.")
+        elif isinstance(methods, list):
+            listed = ", ".join(map(str, methods)) or "nothing"
+            if public:
+                self.result(
+                    "pkce",
+                    Status.FAIL,
+                    f"The provider lists only {listed} for PKCE, not S256. A public client (no secret) depends on "
+                    "PKCE S256: enable it at the provider, or use a confidential client with a secret.",
+                )
+            else:
+                self.result(
+                    "pkce",
+                    Status.WARN,
+                    f"The provider lists only {listed} for PKCE, not S256. Every sign-in sends an S256 challenge; "
+                    "the provider may ignore it, and then only the client secret protects the code.",
+                )
+        else:
+            self.result(
+                "pkce",
+                Status.WARN,
+                "The provider does not say whether it supports PKCE (no code_challenge_methods_supported). "
+                "Every sign-in sends an S256 challenge; most providers accept it without listing it"
+                + (", but a public client depends on it: use Test sign-in to confirm." if public else "."),
+            )
+
+    def scopes(self) -> None:
+        assert self.metadata is not None
+        requested = requested_scopes(self.settings, self.metadata)
+        supported = self.metadata.scopes_supported
+        shown = " ".join(requested)
+        if supported is None:
+            self.result(
+                "scopes",
+                Status.SKIP,
+                f"The provider does not list its scopes, so this cannot be checked; requesting {shown}.",
+            )
+            return
+        missing = [s for s in requested if s not in supported]
+        if "openid" in missing:
+            self.result(
+                "scopes",
+                Status.FAIL,
+                "The provider does not list the openid scope: " + SCOPE_CONSEQUENCES["openid"] + ".",
+            )
+            return
+        if missing:
+            effects = "; ".join(
+                f"{s}: {SCOPE_CONSEQUENCES.get(s, 'the provider may refuse the sign-in')}" for s in missing
+            )
+            self.result(
+                "scopes",
+                Status.WARN,
+                f"Requesting {shown}, but the provider does not list {', '.join(missing)} ({effects}). Remove "
+                "them from Scopes (or leave Scopes empty for automatic) unless the provider accepts them anyway.",
+            )
+            return
+        if "groups" not in requested and "groups" not in supported:
+            uses_groups = self.settings.group_sync != "disabled" or bool(self.settings.allowed_groups)
+            note = (
+                f"Requesting {shown}; the provider offers no groups scope, so "
+                + SCOPE_CONSEQUENCES["groups"]
+                + " unless it puts a groups claim into the tokens anyway (Test sign-in shows the claims)."
+            )
+            self.result("scopes", Status.WARN if uses_groups else Status.PASS, note)
+            return
+        self.result("scopes", Status.PASS, f"Requesting {shown}; the provider supports all of them.")
+
+    def client_auth(self) -> None:
+        assert self.metadata is not None
+        settings = self.settings
+        if not settings.client_id:
+            self.result("client_auth", Status.SKIP, "Enter the Client ID first.")
+            return
+        if settings.secret_unreadable and not settings.client_secret:
+            self.result(
+                "client_auth",
+                Status.FAIL,
+                "The stored Client Secret cannot be decrypted (the app's SECRET_KEY changed): enter it again.",
+            )
+            return
+        method = token_auth_method(settings, self.metadata)
+        advertised = self.metadata.token_auth_methods
+        note = ""
+        if "token_endpoint_auth_methods_supported" in self.metadata.raw and method not in advertised:
+            note = f" Note: the provider lists {', '.join(advertised)}, not {method}."
+        data = {
+            "grant_type": "authorization_code",
+            "code": "booklore-oidc-test-connection-" + generate_token(16),
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": generate_token(64),
+        }
+        try:
+            response = self.send(
+                "POST",
+                self.metadata.token_endpoint,
+                data=data,
+                auth=client_auth(settings, method),
+                headers={"Accept": "application/json"},
+            )
+        except requests.RequestException as exc:
+            self.result(
+                "client_auth",
+                Status.FAIL,
+                f"Cannot reach the token endpoint {self.metadata.token_endpoint}: {self.network_problem(exc)}.",
+            )
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        error = body.get("error") if isinstance(body.get("error"), str) else None
+        description = body.get("error_description") if isinstance(body.get("error_description"), str) else ""
+        said = f"{error}" + (f": {description}" if description else "") if error else f"HTTP {response.status_code}"
+        public = settings.is_public_client
+        if error == "invalid_client" or (error is None and response.status_code == 401):
+            if public:
+                message = (
+                    f"The provider refused the Client ID without a secret ({said}). If this is a public client, "
+                    "switch Public Client on at the provider; otherwise enter the Client Secret. Also copy the "
+                    "Client ID fresh from the provider."
+                )
+            else:
+                message = (
+                    f"The provider refused the Client ID or the Client Secret ({said}). Copy both fresh from the "
+                    f"provider, and check Client authentication (now {method})."
+                )
+            self.result("client_auth", Status.FAIL, message + note)
+        elif error == "invalid_grant":
+            how = "as a public client (PKCE, no secret)" if public else f"with the secret ({method})"
+            self.result(
+                "client_auth",
+                Status.PASS,
+                f"The token endpoint accepted the client {how}; it refused the made-up code (invalid_grant), as "
+                "expected." + note,
+            )
+        elif error == "unauthorized_client":
+            self.result(
+                "client_auth",
+                Status.FAIL,
+                f"The provider does not let this client use the authorization code grant ({said}); enable it for "
+                "the client at the provider." + note,
+            )
+        else:
+            self.result(
+                "client_auth",
+                Status.WARN,
+                f"The token endpoint answered {said} to a made-up code, so it is unclear whether it accepts the "
+                "client; use Test sign-in to be sure." + note,
+            )
+
+    def authorize(self) -> None:
+        assert self.metadata is not None
+        settings = self.settings
+        if not settings.client_id:
+            self.result("authorize", Status.SKIP, "Enter the Client ID first.")
+            return
+        params = [
+            ("response_type", "code"),
+            ("client_id", settings.client_id),
+            ("redirect_uri", self.redirect_uri),
+            ("scope", " ".join(requested_scopes(settings, self.metadata))),
+            ("state", "booklore-oidc-test-" + generate_token(16)),
+            ("nonce", generate_token(24)),
+            ("code_challenge", create_s256_code_challenge(generate_token(64))),
+            ("code_challenge_method", "S256"),
+            ("prompt", "none"),
+        ]
+        url = add_params_to_uri(self.metadata.authorization_endpoint, params)
+        try:
+            response = self.send("GET", url, headers={"Accept": "text/html"})
+        except requests.RequestException as exc:
+            self.result(
+                "authorize",
+                Status.FAIL,
+                f"Cannot reach the authorization endpoint {self.metadata.authorization_endpoint}: "
+                f"{self.network_problem(exc)}.",
+            )
+            return
+        status = response.status_code
+        redirect = self.redirect_uri
+        if status in (301, 302, 303, 307, 308):
+            location = urljoin(self.metadata.authorization_endpoint, response.headers.get("Location", ""))
+            if _same_endpoint(location, redirect):
+                answer = _answer(location)
+                error = answer.get("error")
+                if error is None or error in _INTERACTION_ERRORS:
+                    said = (
+                        f"it answered {error}, as expected without a signed-in browser" if error else "it issued a code"
+                    )
+                    self.result(
+                        "authorize",
+                        Status.PASS,
+                        f"The provider accepts the Client ID and sends browsers back to {redirect} ({said}).",
+                    )
+                else:
+                    described = error + (f": {answer['error_description']}" if answer.get("error_description") else "")
+                    self.result(
+                        "authorize",
+                        Status.WARN,
+                        f"The provider accepts the Client ID and the Redirect URI, but answered {described}. "
+                        + _authorize_advice(error),
+                    )
+                return
+            target = urlsplit(location)
+            self.result(
+                "authorize",
+                Status.WARN,
+                f"The provider sent the browser to {target.scheme}://{target.netloc}{target.path} instead of back to "
+                f"{redirect}; it may be showing an error there. If sign-in fails, compare the Callback URL "
+                "registered at the provider with the Redirect URI in the reference panel.",
+            )
+            return
+        if 400 <= status < 500:
+            said = _page_title(response)
+            self.result(
+                "authorize",
+                Status.FAIL,
+                f"The provider refused the Client ID or the Redirect URI (HTTP {status}"
+                + (f": {said}" if said else "")
+                + f"). Register exactly {redirect} as a Callback URL at the provider, and copy the Client ID "
+                "fresh from it.",
+            )
+            return
+        if status >= 500:
+            self.result(
+                "authorize", Status.FAIL, f"The authorization endpoint answered HTTP {status} (a provider error)."
+            )
+            return
+        self.result(
+            "authorize",
+            Status.WARN,
+            f"The authorization endpoint answered HTTP {status} with a page instead of a redirect, so it did not say "
+            "whether it accepts the Client ID and the Redirect URI. Use Test sign-in to be sure.",
+        )
+
+    def end_session(self) -> None:
+        assert self.metadata is not None
+        if self.metadata.end_session_endpoint:
+            self.result(
+                "end_session",
+                Status.PASS,
+                "The provider has an end-session endpoint"
+                + (
+                    ": signing out here also signs out there."
+                    if self.settings.provider_logout
+                    else "; switch on “Sign out of the provider too” to use it."
+                ),
+            )
+        else:
+            self.result(
+                "end_session",
+                Status.WARN,
+                "The provider has no end-session endpoint: signing out here leaves readers signed in at the "
+                "provider, so the next sign-in may not ask for a password.",
+            )
+
+    def backchannel(self) -> None:
+        assert self.document is not None
+        if self.document.get("backchannel_logout_supported") is True:
+            sid = self.document.get("backchannel_logout_session_supported") is True
+            self.result(
+                "backchannel",
+                Status.PASS,
+                "The provider supports back-channel logout"
+                + (" with session ids" if sid else "")
+                + ": register the Back-channel Logout URI from the reference panel there.",
+            )
+        else:
+            self.result(
+                "backchannel",
+                Status.WARN,
+                "The provider does not advertise back-channel logout: signing out at the provider will not end "
+                "sessions here (they end when they expire or the reader signs out here).",
+            )
+
+    def clock_drift(self) -> None:
+        if not self.date_header:
+            self.result("clock", Status.SKIP, "The provider sent no Date header, so its clock cannot be compared.")
+            return
+        try:
+            provider_time = parsedate_to_datetime(self.date_header).timestamp()
+        except (TypeError, ValueError):
+            self.result("clock", Status.SKIP, f"The provider's Date header {self.date_header!r} cannot be read.")
+            return
+        drift = provider_time - self.discovery_midpoint
+        seconds = abs(round(drift))
+        skew = self.settings.clock_skew
+        if abs(drift) > skew:
+            direction = "ahead of" if drift > 0 else "behind"
+            self.result(
+                "clock",
+                Status.WARN,
+                f"The provider's clock is about {seconds} s {direction} this server's; Clock skew allows {skew} s. "
+                "Tokens may be refused as expired or not yet valid: fix the time (NTP) on the machine that is off, "
+                "or raise Clock skew.",
+            )
+        else:
+            self.result(
+                "clock", Status.PASS, f"The clocks agree within {max(seconds, 1)} s (Clock skew allows {skew} s)."
+            )
+
+    # -- the order ---------------------------------------------------------------------------
+
+    def run(self) -> list[CheckResult]:
+        steps: list[tuple[str, Callable[[], None], Callable[[], bool]]] = [
+            ("discovery", self.discovery, lambda: True),
+            ("issuer", self.issuer, lambda: self.document is not None),
+            ("endpoints", self.endpoints, lambda: self.document is not None),
+            ("jwks", self.jwks, lambda: self.metadata is not None),
+            ("response_type", self.response_type, lambda: self.document is not None),
+            ("pkce", self.pkce, lambda: self.document is not None),
+            ("scopes", self.scopes, lambda: self.metadata is not None),
+            ("client_auth", self.client_auth, lambda: self.metadata is not None),
+            ("authorize", self.authorize, lambda: self.metadata is not None),
+            ("end_session", self.end_session, lambda: self.metadata is not None),
+            ("backchannel", self.backchannel, lambda: self.document is not None),
+            ("clock", self.clock_drift, lambda: self.document is not None),
+        ]
+        for key, check, possible in steps:
+            if not possible():
+                needs = "the discovery document" if self.document is None else "the endpoints"
+                self.result(key, Status.SKIP, f"Not checked: needs {needs}.")
+                continue
+            try:
+                check()
+            except _OutOfTime:
+                self.result(key, Status.SKIP, f"Not checked: Test Connection stops after {self.budget:g} s in total.")
+        return [self.results[key] for key, _ in CHECKS]
+
+
+def run_checks(
+    settings: Settings,
+    transport: Transport,
+    redirect_uri: str,
+    *,
+    budget: float = TOTAL_BUDGET,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+) -> list[CheckResult]:
+    """Run every check of SPEC §9 against ``settings``; one result per entry of :data:`CHECKS`."""
+    return _Run(settings, transport, redirect_uri, budget=budget, clock=clock, wall_clock=wall_clock).run()
+
+
+def _same_endpoint(url: str, redirect_uri: str) -> bool:
+    a, b = urlsplit(url), urlsplit(redirect_uri)
+    return (a.scheme.lower(), a.netloc.lower(), a.path) == (b.scheme.lower(), b.netloc.lower(), b.path)
+
+
+def _answer(location: str) -> Mapping[str, str]:
+    """The parameters of the provider's answer, from the query or (form_post aside) the fragment."""
+    parts = urlsplit(location)
+    params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    if not params.get("error") and not params.get("code"):
+        params.update({k: v[0] for k, v in parse_qs(parts.fragment).items()})
+    return params
+
+
+def _authorize_advice(error: str) -> str:
+    return {
+        "invalid_scope": "A requested scope is not allowed for this client: adjust Scopes, or allow them at the provider.",
+        "unauthorized_client": "The client may not use the authorization code flow: enable it at the provider.",
+        "unsupported_response_type": "The provider does not allow response_type=code for this client.",
+        "access_denied": "The provider denied access; check which users and groups may use this client there.",
+    }.get(error, "Use Test sign-in to see whether a real sign-in works.")
+
+
+def _page_title(response: requests.Response) -> str:
+    """A short, plain-text hint of what an error page says (its title, or its first words)."""
+    text = response.text[:4000] if response.text else ""
+    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if match:
+        hint = match.group(1)
+    elif "html" in response.headers.get("Content-Type", ""):
+        hint = re.sub(r"<[^>]+>", " ", text)
+    else:
+        hint = text
+    hint = " ".join(html.unescape(hint).split())
+    return hint[:160]
