@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from .devprovider import DevProvider, DevProviderError
 
@@ -54,8 +55,13 @@ def provider_config() -> dict[str, object]:
 
 
 def configure_demo(app: object) -> None:
-    """Store the guide's setup in the database (editable on the settings page) once."""
+    """Store the guide's setup in the database, as an admin would on the settings page, with
+    group mapping rows that show the feature."""
+    import json
+
     from flask import Flask
+
+    from flask_booklore_oidc.models import GroupMapping
 
     from . import oidc
     from .models import Library, db
@@ -64,21 +70,36 @@ def configure_demo(app: object) -> None:
     assert isinstance(app, Flask)
     with app.test_request_context(base_url=APP_URL):
         seed_demo()
-        settings = oidc.settings()
-        if not settings.client_id:
-            fiction = db.session.query(Library).filter_by(name="Fiction").one()
-            oidc.save_settings(
-                {
-                    "enabled": True,
-                    "provider_name": "Pocket ID (demo)",
-                    "client_id": CLIENT_ID,
-                    "issuer_uri": ISSUER,
-                    "auto_provision": True,
-                    "default_permissions": ["read", "download"],
-                    "default_libraries": [str(fiction.id)],
-                    "public_url": APP_URL,
-                }
+        library = {lib.name: str(lib.id) for lib in db.session.query(Library)}
+        oidc.save_settings(
+            {
+                "enabled": True,
+                "provider_name": "Pocket ID (demo)",
+                "client_id": CLIENT_ID,
+                "issuer_uri": ISSUER,
+                "auto_provision": True,
+                "default_permissions": ["read"],
+                "default_libraries": [library["Fiction"]],
+                "group_sync": "replace",
+                "public_url": APP_URL,
+            }
+        )
+        rows = [
+            ("readers", "Everyone who reads", False, ["read", "download", "koreader_sync", "kobo_sync"], ["Fiction", "Poetry"]),
+            ("uploaders", "May add books", False, ["upload", "edit_metadata"], ["Science"]),
+            ("library-admins", "Runs the library", True, ["manage_library", "delete_book"], ["Fiction", "Science", "Poetry"]),
+        ]
+        for group, description, admin, permissions, libraries in rows:
+            db.session.add(
+                GroupMapping(
+                    group_value=group,
+                    description=description,
+                    grant_admin=admin,
+                    permissions=json.dumps(permissions),
+                    libraries=json.dumps([library[name] for name in libraries]),
+                )
             )
+        db.session.commit()
 
 
 def main() -> int:
@@ -90,7 +111,11 @@ def main() -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     try:
-        app = create_app()
+        # The demo starts from a fresh database each time, so it always shows the guide's setup.
+        database = Path(__file__).resolve().parent.parent / "instance" / "demo.sqlite"
+        database.parent.mkdir(exist_ok=True)
+        database.unlink(missing_ok=True)
+        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
         configure_demo(app)
         users = "\n".join(f"      {name:<10} password {pw:<10} groups: {', '.join(groups)}" for name, pw, _, groups in DEMO_USERS)
         print(
