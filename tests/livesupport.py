@@ -152,7 +152,7 @@ def provider_login(page: Any, username: str, password: str) -> None:
     page.click("button:has-text('Sign in')")
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
     """Save a picture for the README into docs/."""
     DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / name), full_page=True)
+    page.screenshot(path=str(DOCS / name), full_page=full_page)

@@ -75,3 +75,43 @@ def test_after_signing_out_the_reader_stays_signed_out(page, live_app, configure
     # Even in OIDC-only mode, the page after sign-out does not bounce back to the provider.
     assert page.url.startswith(live_app.url + "/login")
     assert api_me(page) is None
+
+
+def test_admin_sets_up_oidc_from_an_unconfigured_app_and_a_reader_signs_in(browser, live_app, dev_provider):
+    provider = dev_provider()  # its client lists this app's /oauth2-callback, as the guide says
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(live_app.url + "/login")
+    assert page.locator("a.bo-oidc-button").count() == 0
+    page.fill("#username", "admin")
+    page.fill("#password", "admin")
+    page.click("form.bo-form button:has-text('Sign in')")
+    page.click("text=OIDC settings")
+
+    page.fill("#provider_name", "Pocket ID")
+    page.fill("#client_id", "booklore-public")
+    page.fill("#issuer_uri", provider.issuer)
+    page.check("#auto_provision", force=True)
+    page.click("#test-connection button[data-bo-test]")
+    page.wait_for_selector("#bo-checks .bo-checks-summary")
+    badges = page.locator("#bo-checks .bo-badge").all_inner_texts()
+    assert badges and "FAIL" not in badges and badges.count("PASS") >= 8
+    screenshot(page, "settings-test-connection.png", full_page=False)
+
+    page.click("button[data-copy-target='ref-redirect_uri']")
+    assert page.evaluate("navigator.clipboard.readText()") == live_app.url + "/oauth2-callback"
+
+    page.check("#enabled", force=True)
+    page.click("button:has-text('Save settings')")
+    page.wait_for_selector("text=Settings saved")
+    context.close()
+
+    reader = browser.new_context()
+    reader_page = reader.new_page()
+    reader_page.goto(live_app.url + "/")
+    reader_page.click("text=Sign in with Pocket ID")
+    provider_login(reader_page, "reader", "reader")
+    reader_page.wait_for_url(live_app.url + "/")
+    assert api_me(reader_page)["username"] == "reader"
+    reader.close()
