@@ -30,6 +30,8 @@ RENDER = textwrap.dedent(
     class User(UserMixin, db.Model):
         id = db.Column(db.Integer, primary_key=True)
         username = db.Column(db.String, unique=True)
+        is_admin = db.Column(db.Boolean, default=False)
+        password_hash = db.Column(db.String)
 
     LoginManager(app).user_loader(lambda i: db.session.get(User, int(i)))
     BookloreOIDC(app, db=db, user_model=User)
@@ -42,6 +44,26 @@ RENDER = textwrap.dedent(
     assert b"Single sign-on is not enabled" in client.get("/login/oidc").data
     assert client.get("/logout").status_code == 200
     assert client.get("/booklore-oidc/static/booklore_oidc.css").status_code == 200
+    assert client.get("/booklore-oidc/static/booklore_oidc.js").status_code == 200
+    from werkzeug.security import generate_password_hash
+    with app.app_context():
+        db.session.add(User(username="root", is_admin=True,
+                            password_hash=generate_password_hash("pw", method="pbkdf2:sha256:1000")))
+        db.session.commit()
+    app.config["WTF_CSRF_ENABLED"] = False
+    assert client.post("/login", data={"username": "root", "password": "pw"}).status_code == 302
+    settings = client.get("/settings/oidc")
+    assert settings.status_code == 200 and b"Provider Configuration Reference" in settings.data
+    assert b"Group mapping" in settings.data
+    checks = client.post("/settings/oidc/test", data={"issuer_uri": "http://127.0.0.1:9", "client_id": "x"})
+    assert b"Discovery document" in checks.data, checks.data[:300]
+    with app.app_context():
+        db.session.add(User(username="reader", password_hash=generate_password_hash("pw", method="pbkdf2:sha256:1000")))
+        db.session.commit()
+    reader = app.test_client()
+    reader.post("/login", data={"username": "reader", "password": "pw"})
+    forbidden = reader.get("/settings/oidc")
+    assert forbidden.status_code == 403 and b"<html" in forbidden.data
     print("rendered")
     """
 )
