@@ -85,9 +85,21 @@ def configure_demo(app: object) -> None:
             }
         )
         rows = [
-            ("readers", "Everyone who reads", False, ["read", "download", "koreader_sync", "kobo_sync"], ["Fiction", "Poetry"]),
+            (
+                "readers",
+                "Everyone who reads",
+                False,
+                ["read", "download", "koreader_sync", "kobo_sync"],
+                ["Fiction", "Poetry"],
+            ),
             ("uploaders", "May add books", False, ["upload", "edit_metadata"], ["Science"]),
-            ("library-admins", "Runs the library", True, ["manage_library", "delete_book"], ["Fiction", "Science", "Poetry"]),
+            (
+                "library-admins",
+                "Runs the library",
+                True,
+                ["manage_library", "delete_book"],
+                ["Fiction", "Science", "Poetry"],
+            ),
         ]
         for group, description, admin, permissions, libraries in rows:
             db.session.add(
@@ -117,7 +129,9 @@ def main() -> int:
         database.unlink(missing_ok=True)
         app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
         configure_demo(app)
-        users = "\n".join(f"      {name:<10} password {pw:<10} groups: {', '.join(groups)}" for name, pw, _, groups in DEMO_USERS)
+        users = "\n".join(
+            f"      {name:<10} password {pw:<10} groups: {', '.join(groups)}" for name, pw, _, groups in DEMO_USERS
+        )
         print(
             f"""
   Example Library with flask-booklore-oidc

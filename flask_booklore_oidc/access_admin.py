@@ -177,7 +177,9 @@ def unlink_identity(identity_id: int) -> ResponseReturnValue:
         return _rerender(confirm_unlink=identity_id)
     adapter.session.delete(row)
     adapter.session.commit()
-    log.info("Identity %s unlinked from %s.", row.subject, adapter.get_username(user) if user is not None else row.user_id)
+    log.info(
+        "Identity %s unlinked from %s.", row.subject, adapter.get_username(user) if user is not None else row.user_id
+    )
     return _back("linked-identities", identities="unlinked")
 
 

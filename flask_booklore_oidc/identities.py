@@ -74,7 +74,9 @@ def link(adapter: UserAdapter, user: Any, issuer: str, subject: str) -> None:
     account_linked.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user=user,
-        identity=ClaimedIdentity(issuer, subject, adapter.get_username(user), adapter.get_email(user), False, None, None),
+        identity=ClaimedIdentity(
+            issuer, subject, adapter.get_username(user), adapter.get_email(user), False, None, None
+        ),
         by="admin",
     )
 

@@ -106,11 +106,14 @@ class Resolver:
     def decide(self, identity: Identity) -> Decision:
         adapter, settings = self.adapter, self.settings
         if settings.allowed_groups and not set(identity.groups or ()) & set(settings.allowed_groups):
-            return Decision("refused", error=OIDCError(
-                "access_denied_group",
-                f"{identity.username or identity.subject} is not a member of an allowed group "
-                f"({', '.join(settings.allowed_groups)}).",
-            ))
+            return Decision(
+                "refused",
+                error=OIDCError(
+                    "access_denied_group",
+                    f"{identity.username or identity.subject} is not a member of an allowed group "
+                    f"({', '.join(settings.allowed_groups)}).",
+                ),
+            )
 
         stale = None
         row = self._identity_row(identity)
@@ -124,42 +127,59 @@ class Resolver:
             user = adapter.get_by_username(identity.username, case_sensitive=settings.username_case_sensitive)
             if user is not None:
                 if self._linked_elsewhere(user, identity):
-                    return Decision("conflict", user=user, error=OIDCError(
-                        "account_conflict",
-                        f"The account {adapter.get_username(user)!r} is already linked to another identity "
-                        "at this provider.",
-                    ))
+                    return Decision(
+                        "conflict",
+                        user=user,
+                        error=OIDCError(
+                            "account_conflict",
+                            f"The account {adapter.get_username(user)!r} is already linked to another identity "
+                            "at this provider.",
+                        ),
+                    )
                 return Decision("username", user=user, stale_row=stale)
 
         if settings.link_by_email and identity.email and identity.email_verified:
             matches = adapter.find_by_email(identity.email)
             if len(matches) == 1:
                 if self._linked_elsewhere(matches[0], identity):
-                    return Decision("conflict", user=matches[0], error=OIDCError(
-                        "account_conflict",
-                        f"The account with the email {identity.email} is already linked to another identity "
-                        "at this provider.",
-                    ))
+                    return Decision(
+                        "conflict",
+                        user=matches[0],
+                        error=OIDCError(
+                            "account_conflict",
+                            f"The account with the email {identity.email} is already linked to another identity "
+                            "at this provider.",
+                        ),
+                    )
                 return Decision("email", user=matches[0], stale_row=stale)
             if len(matches) > 1:
                 log.warning("Not linking by email: %d accounts share %s.", len(matches), identity.email)
 
         if settings.auto_provision:
             if not identity.username:
-                return Decision("not_provisioned", error=OIDCError(
-                    "user_not_provisioned",
-                    f"The provider sent no username (claim {settings.claim_username!r}), so no account can be created.",
-                ))
+                return Decision(
+                    "not_provisioned",
+                    error=OIDCError(
+                        "user_not_provisioned",
+                        f"The provider sent no username (claim {settings.claim_username!r}), so no account can be created.",
+                    ),
+                )
             if adapter.get_by_username(identity.username, case_sensitive=False) is not None:
-                return Decision("conflict", error=OIDCError(
-                    "account_conflict",
-                    f"The username {identity.username!r} is taken by an account that may not be linked automatically.",
-                ))
+                return Decision(
+                    "conflict",
+                    error=OIDCError(
+                        "account_conflict",
+                        f"The username {identity.username!r} is taken by an account that may not be linked automatically.",
+                    ),
+                )
             if identity.email and adapter.find_by_email(identity.email):
-                return Decision("conflict", error=OIDCError(
-                    "account_conflict",
-                    f"The email address {identity.email} belongs to an account that may not be linked automatically.",
-                ))
+                return Decision(
+                    "conflict",
+                    error=OIDCError(
+                        "account_conflict",
+                        f"The email address {identity.email} belongs to an account that may not be linked automatically.",
+                    ),
+                )
             new = NewUser(
                 username=identity.username,
                 email=identity.email,
@@ -168,10 +188,13 @@ class Resolver:
             )
             return Decision("provisioned", new_user=new, stale_row=stale)
 
-        return Decision("not_provisioned", error=OIDCError(
-            "user_not_provisioned",
-            f"There is no account here for the provider's user {identity.username or identity.subject!r}.",
-        ))
+        return Decision(
+            "not_provisioned",
+            error=OIDCError(
+                "user_not_provisioned",
+                f"There is no account here for the provider's user {identity.username or identity.subject!r}.",
+            ),
+        )
 
     def planned_access(self, identity: Identity, current: Access) -> Access | None:
         """The access group sync would give (built-in mapping, then the hook), before the
@@ -225,7 +248,12 @@ class Resolver:
         elif decision.rule in ("username", "email"):
             user = decision.user
             self._add_identity(user, identity, decision.rule)
-            log.info("Linked %s to the provider identity %s (by %s).", adapter.get_username(user), identity.subject, decision.rule)
+            log.info(
+                "Linked %s to the provider identity %s (by %s).",
+                adapter.get_username(user),
+                identity.subject,
+                decision.rule,
+            )
         else:
             assert decision.new_user is not None
             new = decision.new_user
@@ -256,7 +284,11 @@ class Resolver:
         if email and email.lower() != (self.adapter.get_email(user) or "").lower():
             user_id = self.adapter.get_id(user)
             if any(self.adapter.get_id(u) != user_id for u in self.adapter.find_by_email(email)):
-                log.warning("Not syncing the email of %s: %s belongs to another account.", self.adapter.get_username(user), email)
+                log.warning(
+                    "Not syncing the email of %s: %s belongs to another account.",
+                    self.adapter.get_username(user),
+                    email,
+                )
                 email = None
         self.adapter.update_profile(user, email=email, display_name=identity.display_name)
 
