@@ -22,17 +22,16 @@ from authlib.common.security import generate_token
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Row
 
 from . import checks
 from .adapter import Access, UserAdapter
 from .claims import Identity, resolve_claim
 from .config import FIELDS_BY_NAME
 from .errors import ERRORS, OIDCError
-from .flow import Completed, digest, requested_scopes
+from .flow import Completed, requested_scopes
 from .forms import SettingsForm
 from .mapping import MappingRow, load_rows
-from .models import Transaction
 from .provisioning import Decision, Resolver
 from .secretbox import InvalidToken
 from .settings import Settings
@@ -450,21 +449,10 @@ def preview() -> ResponseReturnValue:
     return redirect(url)
 
 
-def is_preview(state: str | None) -> bool:
-    """Whether the callback's ``state`` belongs to a test sign-in (one primary-key lookup)."""
-    if not state:
-        return False
-    purpose = (
-        _ext()
-        .adapter.session.execute(select(Transaction.purpose).where(Transaction.state_hash == digest(state)))
-        .scalar_one_or_none()
-    )
-    return purpose == PREVIEW
-
-
-def finish_preview() -> ResponseReturnValue:
-    """The callback of a test sign-in: verify everything as a sign-in would, then show what
-    would happen, without signing anyone in or writing anything. Only for admins."""
+def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
+    """The callback of a test sign-in (its ``transaction`` already taken): verify everything as
+    a sign-in would, then show what would happen, without signing anyone in or writing
+    anything. Only for admins."""
     refusal = _refusal()
     if refusal is not None:
         return refusal
@@ -472,9 +460,7 @@ def finish_preview() -> ResponseReturnValue:
     state = ext._state()
     saved = ext.settings()
     merged = saved
-    sealed = state.adapter.session.execute(
-        select(Transaction.settings_override).where(Transaction.state_hash == digest(request.args.get("state", "")))
-    ).scalar_one_or_none()
+    sealed = transaction.settings_override
     if sealed:
         try:
             override = json.loads(state.box.open(sealed))
@@ -483,13 +469,10 @@ def finish_preview() -> ResponseReturnValue:
             return render_template("booklore_oidc/preview.html", preview=None, error=error), 400
         merged = merged_settings(saved, override["changes"], remove_secret=bool(override["remove_secret"]))
     try:
-        completed = _flow(merged).complete(request.args, browser_key=session.get(BROWSER_KEY))
+        completed = _flow(merged).complete(request.args, transaction=transaction)
     except OIDCError as error:
         log.info("Test sign-in by %s failed: %s", _who(), error)
         return render_template("booklore_oidc/preview.html", preview=None, error=error), error.code or 500
-    if completed.purpose != PREVIEW:  # cannot happen: is_preview() looked at this transaction
-        wrong = OIDCError("invalid_state", "This is not a test sign-in.")
-        return render_template("booklore_oidc/preview.html", preview=None, error=wrong), 400
     report = build_preview(state.adapter, merged, completed, load_rows(state.adapter.session), ext._group_mapper)
     state.adapter.session.rollback()  # deciding only reads; make sure nothing lingers
     log.info("Test sign-in by %s: rule %s.", _who(), report.decision.rule)

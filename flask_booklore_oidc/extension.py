@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -35,6 +36,17 @@ class _AppState:
     cache: ProviderCache
     schema_ready: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    last_purge: dict[str, float] = field(default_factory=dict)
+
+    def purge_due(self, what: str, every: float = 60.0) -> bool:
+        """Whether this process should delete expired ``what`` rows now: at most once per
+        ``every`` seconds, so a sign-in does not pay for a DELETE each time."""
+        now = time.monotonic()
+        with self.lock:
+            if what in self.last_purge and now - self.last_purge[what] < every:
+                return False
+            self.last_purge[what] = now
+            return True
 
 
 class BookloreOIDC:

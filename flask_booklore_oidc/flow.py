@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,7 +18,6 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import requests
-from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -121,19 +121,22 @@ class SignInFlow:
         purpose: str = "login",
         login_hint: str | None = None,
         settings_override: str | None = None,
+        purge_expired: bool = True,
     ) -> str:
         """Store a fresh transaction and return the provider URL to send the browser to.
 
         ``settings_override`` is kept with the transaction, opaque (the settings page's test
-        sign-in stores its unsaved settings there, encrypted)."""
+        sign-in stores its unsaved settings there, encrypted). ``purge_expired`` deletes the
+        expired transactions first; the caller decides how often that is worth a statement."""
         metadata = self.cache.metadata(self.settings)
-        state = generate_token(43)  # 43 characters of 62 symbols: about 256 bits
-        nonce = generate_token(43)
-        verifier = generate_token(64)
+        state = secrets.token_urlsafe(32)  # 256 bits
+        nonce = secrets.token_urlsafe(32)
+        verifier = secrets.token_urlsafe(48)  # 64 characters, within RFC 7636's 43-128
         now = utcnow()
         # Expired transactions are purged here, so the table stays as small as the number of
-        # sign-ins started in the last ten minutes.
-        self.session.execute(delete(Transaction).where(Transaction.expires_at < now))
+        # sign-ins started in the last ten minutes (plus the purge interval).
+        if purge_expired:
+            self.session.execute(delete(Transaction).where(Transaction.expires_at < now))
         self.session.add(
             Transaction(
                 state_hash=digest(state),
@@ -165,7 +168,9 @@ class SignInFlow:
 
     # -- step 3 --------------------------------------------------------------------------------
 
-    def _consume(self, state: str | None, browser_key: str | None) -> Row[Any]:
+    def consume(self, state: str | None, browser_key: str | None) -> Row[Any]:
+        """Take the transaction of ``state`` for this browser, once: it is deleted (and the
+        deletion committed) before anything else happens, so a replay finds nothing."""
         if not state:
             raise OIDCError("invalid_state", "The provider's answer carries no state parameter.")
         if not browser_key:
@@ -188,9 +193,15 @@ class SignInFlow:
             raise OIDCError("invalid_state", "The sign-in expired; it must be finished within 10 minutes.")
         return row
 
-    def complete(self, params: Mapping[str, str], *, browser_key: str | None) -> Completed:
-        """Verify the provider's redirect to the callback, exchange the code and validate."""
-        transaction = self._consume(params.get("state"), browser_key)
+    def complete(
+        self, params: Mapping[str, str], *, browser_key: str | None = None, transaction: Row[Any] | None = None
+    ) -> Completed:
+        """Verify the provider's redirect to the callback, exchange the code and validate.
+
+        ``transaction`` is the one :meth:`consume` already took for these ``params``; without it
+        the transaction is taken here."""
+        if transaction is None:
+            transaction = self.consume(params.get("state"), browser_key)
         if params.get("error"):
             description = params.get("error_description") or ""
             raise OIDCError(

@@ -52,6 +52,8 @@ class Decision:
     new_user: NewUser | None = None
     #: the identity row that points at a deleted user, to be removed
     stale_row: IdentityRow | None = field(default=None, repr=False)
+    #: the linked identity row when ``rule == "identity"``
+    row: IdentityRow | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class Resolver:
         if row is not None:
             user = adapter.get_by_id(row.user_id)
             if user is not None:
-                return Decision("identity", user=user)
+                return Decision("identity", user=user, row=row)
             stale = row  # the user was deleted outside the ORM: forget the identity
 
         if settings.link_by_username and identity.username:
@@ -211,8 +213,10 @@ class Resolver:
 
     # -- carrying out ------------------------------------------------------------------------
 
-    def resolve(self, identity: Identity) -> Resolution:
-        """Decide, write and commit. Raises :class:`OIDCError` (nothing written) on refusal."""
+    def resolve(self, identity: Identity, *, also: Callable[[Any], None] | None = None) -> Resolution:
+        """Decide, write and commit. Raises :class:`OIDCError` (nothing written) on refusal.
+
+        ``also(user)`` adds further writes (the login record) to the same commit."""
         session = self.adapter.session
         for attempt in (1, 2):
             decision = self.decide(identity)
@@ -221,6 +225,8 @@ class Resolver:
                 raise decision.error
             try:
                 result = self._carry_out(identity, decision)
+                if also is not None:
+                    also(result.user)
                 session.commit()
                 return result
             except IntegrityError:
@@ -242,9 +248,8 @@ class Resolver:
             session.flush()
         if decision.rule == "identity":
             user = decision.user
-            row = self._identity_row(identity)
-            if row is not None:
-                row.last_login_at = utcnow()
+            assert decision.row is not None
+            decision.row.last_login_at = utcnow()
         elif decision.rule in ("username", "email"):
             user = decision.user
             self._add_identity(user, identity, decision.rule)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from datetime import timedelta
 from functools import cache
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from flask import (
     Blueprint,
@@ -193,7 +193,7 @@ def login() -> Any:
 
 @cache
 def _dummy_password_hash() -> str:
-    return generate_password_hash(generate_token(16))
+    return generate_password_hash(secrets.token_urlsafe(16))
 
 
 def _password_ok(adapter: UserAdapter, user: Any, password: str) -> bool:
@@ -288,12 +288,13 @@ def start() -> Any:
     next_url = _own_target(settings, target) if target else safe_next(params.get("next"), "")
     browser_key = session.get(BROWSER_KEY)
     if not browser_key:
-        browser_key = session[BROWSER_KEY] = generate_token(32)
+        browser_key = session[BROWSER_KEY] = secrets.token_urlsafe(32)
     url = flow.begin(
         redirect_uri=external_url(settings, ".callback"),
         browser_key=browser_key,
         next_url=next_url,
         login_hint=params.get("login_hint") or None,
+        purge_expired=_ext()._state().purge_due("transactions"),
     )
     return redirect(url)
 
@@ -329,46 +330,56 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def callback() -> Any:
     """The Redirect URI: verify the provider's answer, decide who it is, sign them in."""
     settings = _settings()
-    # A test sign-in from the settings page runs with its own (maybe unsaved) settings, also
-    # while OIDC Login is off, and signs nobody in: admin.py finishes it.
-    if admin.is_preview(request.args.get("state")):
-        return admin.finish_preview()
-    if not settings.oidc_active:
-        raise OIDCError("oidc_disabled")
-    completed = _flow(settings).complete(request.args, browser_key=session.get(BROWSER_KEY))
     ext = _ext()
     state = ext._state()
+    flow = _flow(settings)
+    try:
+        transaction = flow.consume(request.args.get("state"), session.get(BROWSER_KEY))
+    except OIDCError:
+        if not settings.oidc_active:  # with OIDC off, only a test sign-in can come back here
+            raise OIDCError("oidc_disabled") from None
+        raise
+    # A test sign-in from the settings page runs with its own (maybe unsaved) settings, also
+    # while OIDC Login is off, and signs nobody in: admin.py finishes it.
+    if transaction.purpose == admin.PREVIEW:
+        return admin.finish_preview(transaction)
+    if not settings.oidc_active:
+        raise OIDCError("oidc_disabled")
+    completed = flow.complete(request.args, transaction=transaction)
+    db = state.adapter.session
+    record_id = secrets.token_urlsafe(32)
+
+    def remember(user: Any) -> None:
+        """The server-side login record, committed with the user and identity writes."""
+        now = utcnow()
+        if state.purge_due("login_records"):
+            ttl = timedelta(seconds=int(current_app.config["BOOKLORE_OIDC_LOGIN_RECORD_TTL"]))
+            db.execute(delete(LoginRecord).where(LoginRecord.created_at < now - ttl))
+        db.add(
+            LoginRecord(
+                id=record_id,
+                user_id=state.adapter.get_id(user),
+                issuer=completed.identity.issuer,
+                subject=completed.identity.subject,
+                sid=completed.sid,
+                id_token=state.box.seal(completed.id_token),
+                created_at=now,
+            )
+        )
+
+    # Group rows are read only when group sync or a group mapper hook will use them.
+    wants_rows = settings.group_sync != "disabled"
     resolution = Resolver(
         state.adapter,
         settings,
-        mapping_rows=load_rows(state.adapter.session),
+        mapping_rows=load_rows(db) if wants_rows else (),
         provisioner=ext._provisioner,
         group_mapper=ext._group_mapper,
-    ).resolve(completed.identity)
+    ).resolve(completed.identity, also=remember)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     _rotate_session()
     login_user(resolution.user)
-    record_id = generate_token(43)
-    now = utcnow()
-    db = state.adapter.session
-    db.execute(
-        delete(LoginRecord).where(
-            LoginRecord.created_at < now - timedelta(seconds=int(current_app.config["BOOKLORE_OIDC_LOGIN_RECORD_TTL"]))
-        )
-    )
-    db.add(
-        LoginRecord(
-            id=record_id,
-            user_id=state.adapter.get_id(resolution.user),
-            issuer=completed.identity.issuer,
-            subject=completed.identity.subject,
-            sid=completed.sid,
-            id_token=state.box.seal(completed.id_token),
-            created_at=now,
-        )
-    )
-    db.commit()
     session[LOGIN_KEY] = record_id
     if _backchannel_advertised(settings):
         session[BACKCHANNEL_KEY] = True  # this session can be ended by a logout token: backchannel.py
@@ -441,7 +452,7 @@ def logout() -> Any:
             params += [
                 ("client_id", settings.client_id),
                 ("post_logout_redirect_uri", external_url(settings, ".login", logged_out="1")),
-                ("state", generate_token(24)),
+                ("state", secrets.token_urlsafe(24)),
             ]
             target = add_params_to_uri(metadata.end_session_endpoint, params)
             provider_logout = True
