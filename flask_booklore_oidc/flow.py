@@ -8,7 +8,6 @@ Deciding *who* that is (§6) is :mod:`.provisioning`'s job.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import secrets
 from collections.abc import Mapping
@@ -177,18 +176,29 @@ class SignInFlow:
             raise OIDCError("invalid_state", "This browser did not start a sign-in (its session cookie is missing).")
         table = Transaction.__table__
         assert isinstance(table, Table)
-        row = self.session.execute(select(table).where(table.c.state_hash == digest(state))).one_or_none()
-        if row is None:
-            raise OIDCError("invalid_state", "The sign-in is unknown, or was already used.")
-        if not hmac.compare_digest(row.browser_hash, digest(browser_key)):
-            # Left in place: the browser that started it may still finish it.
-            raise OIDCError("invalid_state", "The sign-in was started in another browser session.")
-        # Delete-then-check makes the transaction single-use across processes: only the
-        # request whose DELETE removed the row goes on.
-        deleted = self.session.execute(delete(table).where(table.c.state_hash == row.state_hash))
+        state_hash, browser_hash = digest(state), digest(browser_key)
+        # Taking the row is one DELETE that must match both the state and this browser: only the
+        # request whose DELETE removed it goes on, so the transaction is single-use across
+        # processes. Where the database cannot return deleted rows, read, then delete.
+        taken = delete(table).where(table.c.state_hash == state_hash, table.c.browser_hash == browser_hash)
+        row: Row[Any] | None
+        if self.session.get_bind().dialect.delete_returning:
+            row = self.session.execute(taken.returning(*table.c)).one_or_none()  # type: ignore[assignment]
+        else:
+            row = self.session.execute(
+                select(table).where(table.c.state_hash == state_hash, table.c.browser_hash == browser_hash)
+            ).one_or_none()
+            if row is not None and self.session.execute(taken).rowcount != 1:  # type: ignore[attr-defined]
+                row = None
         self.session.commit()
-        if deleted.rowcount != 1:  # type: ignore[attr-defined]
-            raise OIDCError("invalid_state", "The sign-in was already used.")
+        if row is None:
+            other_browser = self.session.execute(
+                select(table.c.browser_hash).where(table.c.state_hash == state_hash)
+            ).scalar_one_or_none()
+            if other_browser is not None:
+                # Left in place: the browser that started it may still finish it.
+                raise OIDCError("invalid_state", "The sign-in was started in another browser session.")
+            raise OIDCError("invalid_state", "The sign-in is unknown, or was already used.")
         if row.expires_at < utcnow():
             raise OIDCError("invalid_state", "The sign-in expired; it must be finished within 10 minutes.")
         return row

@@ -133,13 +133,15 @@ class SettingsStore:
 
     def load(self, session: Session) -> Settings:
         """The current settings; one small query, a full re-parse only after a change."""
+        # The version alone, as a plain column read: the whole row only after a change.
+        version = session.execute(select(SettingsRow.version).where(SettingsRow.id == 1)).scalar_one_or_none() or 0
+        with self._lock:
+            if self._cached is not None and self._cached_version == version:
+                return self._cached
         row = session.execute(
             select(SettingsRow).where(SettingsRow.id == 1).execution_options(populate_existing=True)
         ).scalar_one_or_none()
         version = row.version if row is not None else 0
-        with self._lock:
-            if self._cached is not None and self._cached_version == version:
-                return self._cached
         settings = self._build(row)
         with self._lock:
             self._cached, self._cached_version = settings, version
