@@ -39,7 +39,7 @@ def quick_start_app(db_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     before, after = code.split("login_manager = LoginManager(app)", 1)
     monkeypatch.chdir(db_dir)  # the app's root, so its instance/library.sqlite lands there
     namespace: dict[str, Any] = {"__name__": "quickstart"}
-    exec(before + model + "login_manager = LoginManager(app)" + after, namespace)  # noqa: S102
+    exec(before + model + "login_manager = LoginManager(app)" + after, namespace)
     app, db = namespace["app"], namespace["db"]
     namespace["login_manager"].user_loader(lambda user_id: db.session.get(namespace["User"], int(user_id)))
 
