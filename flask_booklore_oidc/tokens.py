@@ -103,6 +103,16 @@ def left_half_hash(value: str, alg: str) -> str:
     return urlsafe_b64encode(digest[: len(digest) // 2]).decode("ascii")
 
 
+def _check_audience(claims: dict[str, Any], client_id: str, what: str) -> None:
+    """``aud`` names this client and nobody else (no trusted extra audiences here)."""
+    aud = claims["aud"]
+    audiences = [aud] if isinstance(aud, str) else list(aud)
+    if client_id not in audiences:
+        raise _fail(f"The {what} was issued for another client (aud does not contain our Client ID).")
+    if len(audiences) != 1:
+        raise _fail(f"The {what} names other audiences besides this client; it is refused.")
+
+
 def validate_claims(claims: dict[str, Any], expected: Expectations, *, now: int | None = None) -> None:
     """Issuer, audience, authorized party, times and nonce (Core §3.1.3.7 steps 2–11)."""
     registry = jwt.JWTClaimsRegistry(
@@ -119,12 +129,7 @@ def validate_claims(claims: dict[str, Any], expected: Expectations, *, now: int 
         registry.validate(claims)
     except JoseError as exc:
         raise _fail(f"The ID token's claims are not valid: {exc.description or exc.error}.") from None
-    aud = claims["aud"]
-    audiences = [aud] if isinstance(aud, str) else list(aud)
-    if expected.client_id not in audiences:
-        raise _fail("The ID token was issued for another client (aud does not contain our Client ID).")
-    if len(audiences) != 1:
-        raise _fail("The ID token names other audiences besides this client; it is refused.")
+    _check_audience(claims, expected.client_id, "ID token")
     azp = claims.get("azp")
     if azp is not None and azp != expected.client_id:
         raise _fail("The ID token's authorized party (azp) is another client.")
@@ -195,12 +200,7 @@ def validate_logout_token(
         registry.validate(claims)
     except JoseError as exc:
         raise _fail(f"The logout token's claims are not valid: {exc.description or exc.error}.") from None
-    aud = claims["aud"]
-    audiences = [aud] if isinstance(aud, str) else list(aud)
-    if client_id not in audiences:
-        raise _fail("The logout token was issued for another client (aud does not contain our Client ID).")
-    if len(audiences) != 1:
-        raise _fail("The logout token names other audiences besides this client; it is refused.")
+    _check_audience(claims, client_id, "logout token")
     if "exp" not in claims and claims["iat"] < current - LOGOUT_TOKEN_MAX_AGE - clock_skew:
         raise _fail(f"The logout token has no exp and was issued more than {LOGOUT_TOKEN_MAX_AGE} seconds ago.")
     events = claims.get("events")
