@@ -340,9 +340,9 @@ def callback() -> Any:
             raise OIDCError("oidc_disabled") from None
         raise
     # A test sign-in from the settings page runs with its own (maybe unsaved) settings, also
-    # while OIDC Login is off, and signs nobody in: admin.py finishes it.
-    if transaction.purpose == admin.PREVIEW:
-        return admin.finish_preview(transaction)
+    # while OIDC Login is off, and signs nobody in: preview.py finishes it.
+    if transaction.purpose == preview.PREVIEW:
+        return preview.finish_preview(transaction)
     if not settings.oidc_active:
         raise OIDCError("oidc_disabled")
     completed = flow.complete(request.args, transaction=transaction)
@@ -473,6 +473,7 @@ def _backchannel_advertised(settings: Settings) -> bool:
 # Imported last: each registers its routes on the blueprint above.
 from . import (  # noqa: E402
     access_admin,  # noqa: F401  group mapping rows and linked identities on the settings page
-    admin,  # the settings pages; the callback hands test sign-ins to it
+    admin,  # noqa: F401  the settings page and Test Connection
     backchannel,  # noqa: F401
+    preview,  # the settings page's test sign-in; the callback hands those to it
 )

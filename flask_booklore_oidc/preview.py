@@ -1,0 +1,284 @@
+"""The settings page's test sign-in (SPEC §3, issue 3): a real sign-in with the saved or the
+unsaved settings that signs nobody in and writes nothing, and shows the claims, what each
+mapping resolved to, the matching group rows, the resulting access and which §6 rule would
+pick the user. Only for whoever may open the settings page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import redirect, render_template, request, session
+from flask.typing import ResponseReturnValue
+from sqlalchemy import Row
+
+from .adapter import Access, UserAdapter
+from .admin import FORM_EXPIRED, _csrf_failed, _form, _page, _refusal, _submitted, _who, admin_only, merged_settings
+from .claims import Identity, resolve_claim
+from .errors import ERRORS, OIDCError
+from .flow import Completed
+from .mapping import MappingRow, load_rows
+from .provisioning import Decision, Resolver
+from .secretbox import InvalidToken
+from .settings import Settings
+from .urls import external_url
+from .views import BROWSER_KEY, _ext, _flow, blueprint
+
+log = logging.getLogger(__name__)
+
+#: the purpose of a test sign-in's transaction
+PREVIEW = "preview"
+
+
+# -- test sign-in ----------------------------------------------------------------------------------
+
+
+def _preview_problem(settings: Settings) -> str | None:
+    if settings.force_disabled:
+        return "Test sign-in is off while FORCE_DISABLE_OIDC is set."
+    if not (settings.client_id and settings.issuer_uri):
+        return "Test sign-in needs the Client ID and the Issuer URI."
+    if settings.secret_unreadable:
+        return "Test sign-in needs the Client Secret: the stored one cannot be decrypted; enter it again."
+    return None
+
+
+@blueprint.route("/settings/oidc/preview", methods=["GET", "POST"])
+@admin_only
+def preview() -> ResponseReturnValue:
+    """Test sign-in: a real sign-in at the provider, with the saved settings (GET) or the
+    unsaved form values (POST), that signs nobody in and writes nothing (see :func:`finish_preview`)."""
+    ext = _ext()
+    saved = ext.settings()
+    form = _form(saved)
+    override: str | None = None
+    merged = saved
+    if request.method == "POST":
+        submitted = _submitted(form, saved)
+        if submitted is None:
+            if _csrf_failed(form):
+                return _page(form, saved, status=400, alert=FORM_EXPIRED)
+            return _page(form, saved, status=400)
+        changes, remove, merged = submitted
+        # The unsaved values travel with the transaction, encrypted: they may hold a secret.
+        override = ext._state().box.seal(json.dumps({"changes": changes, "remove_secret": remove}))
+    problem = _preview_problem(merged)
+    if problem:
+        return _page(form, saved, status=409, merged=merged, alert=problem)
+    browser_key = session.get(BROWSER_KEY)
+    if not browser_key:
+        browser_key = session[BROWSER_KEY] = secrets.token_urlsafe(32)
+    try:
+        url = _flow(merged).begin(
+            redirect_uri=external_url(merged, "booklore_oidc.callback"),
+            browser_key=browser_key,
+            purpose=PREVIEW,
+            settings_override=override,
+        )
+    except OIDCError as error:
+        return _page(
+            form,
+            saved,
+            status=error.code or 502,
+            merged=merged,
+            alert=f"Test sign-in could not start: {error.detail or error.title}",
+        )
+    log.info("Test sign-in started by %s.", _who())
+    return redirect(url)
+
+
+def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
+    """The callback of a test sign-in (its ``transaction`` already taken): verify everything as
+    a sign-in would, then show what would happen, without signing anyone in or writing
+    anything. Only for admins."""
+    refusal = _refusal()
+    if refusal is not None:
+        return refusal
+    ext = _ext()
+    state = ext._state()
+    saved = ext.settings()
+    merged = saved
+    sealed = transaction.settings_override
+    if sealed:
+        try:
+            override = json.loads(state.box.open(sealed))
+        except InvalidToken:
+            error = OIDCError("invalid_state", "The test sign-in's settings cannot be read; start it again.")
+            return render_template("booklore_oidc/preview.html", preview=None, error=error), 400
+        merged = merged_settings(saved, override["changes"], remove_secret=bool(override["remove_secret"]))
+    try:
+        completed = _flow(merged).complete(request.args, transaction=transaction)
+    except OIDCError as error:
+        log.info("Test sign-in by %s failed: %s", _who(), error)
+        return render_template("booklore_oidc/preview.html", preview=None, error=error), error.code or 500
+    report = build_preview(state.adapter, merged, completed, load_rows(state.adapter.session), ext._group_mapper)
+    state.adapter.session.rollback()  # deciding only reads; make sure nothing lingers
+    log.info("Test sign-in by %s: rule %s.", _who(), report.decision.rule)
+    return render_template("booklore_oidc/preview.html", preview=report, error=None)
+
+
+@dataclass(frozen=True)
+class MappedClaim:
+    label: str
+    spec: str
+    value: Any
+    source: str | None  # "ID token", "userinfo" or None when missing
+
+
+@dataclass(frozen=True)
+class AccessView:
+    """Access with labels, for the page."""
+
+    is_admin: bool
+    permissions: list[str]
+    libraries: list[str]
+
+
+@dataclass(frozen=True)
+class PreviewReport:
+    identity: Identity
+    #: (claim name, value as JSON, where it came from)
+    claims: list[tuple[str, str, str]]
+    mappings: list[MappedClaim]
+    rows: list[MappingRow]
+    matching: list[MappingRow]
+    decision: Decision
+    summary: str
+    user_name: str | None
+    group_sync: str
+    current: AccessView | None
+    result: AccessView | None
+    access_changes: bool
+    last_admin_kept: bool
+
+    @property
+    def signs_in(self) -> bool:
+        return self.decision.error is None
+
+
+_TIME_CLAIMS = frozenset({"exp", "iat", "nbf", "auth_time", "updated_at"})
+
+
+def _source(spec: str, id_claims: Mapping[str, Any], userinfo: Mapping[str, Any] | None) -> str | None:
+    if resolve_claim([id_claims], spec) is not None:
+        return "ID token"
+    if userinfo is not None and resolve_claim([userinfo], spec) is not None:
+        return "userinfo"
+    return None
+
+
+def _access_view(adapter: UserAdapter, access: Access) -> AccessView:
+    permissions = dict(adapter.permission_choices())
+    libraries = dict(adapter.library_choices())
+    return AccessView(
+        access.is_admin,
+        [permissions.get(p, p) for p in sorted(access.permissions)],
+        [libraries.get(lib, lib) for lib in sorted(access.libraries)],
+    )
+
+
+def build_preview(
+    adapter: UserAdapter,
+    settings: Settings,
+    completed: Completed,
+    rows: Sequence[MappingRow],
+    group_mapper: Any = None,
+) -> PreviewReport:
+    """What a sign-in with ``completed`` would do under ``settings``; reads only."""
+    identity = completed.identity
+    id_claims, userinfo = completed.id_claims, completed.userinfo
+    resolver = Resolver(adapter, settings, mapping_rows=rows, group_mapper=group_mapper)
+    decision = resolver.decide(identity)
+
+    claims = []
+    for name in sorted(set(id_claims) | set(userinfo or {})):
+        value = id_claims[name] if name in id_claims else (userinfo or {})[name]
+        where = " and ".join(
+            label for label, source in (("ID token", id_claims), ("userinfo", userinfo or {})) if name in source
+        )
+        shown = json.dumps(value, ensure_ascii=False, default=str)
+        if name in _TIME_CLAIMS and isinstance(value, int) and not isinstance(value, bool):
+            with suppress(OverflowError, OSError, ValueError):  # else the number alone
+                shown += datetime.fromtimestamp(value, UTC).strftime(" (%Y-%m-%d %H:%M:%S UTC)")
+        claims.append((name, shown, where))
+
+    mappings = [
+        MappedClaim(
+            "Username",
+            settings.claim_username,
+            identity.username,
+            _source(settings.claim_username, id_claims, userinfo),
+        ),
+        MappedClaim("Email", settings.claim_email, identity.email, _source(settings.claim_email, id_claims, userinfo)),
+        MappedClaim(
+            "Display name",
+            settings.claim_display_name,
+            identity.display_name,
+            _source(settings.claim_display_name, id_claims, userinfo),
+        ),
+        MappedClaim(
+            "Groups", settings.claim_groups, identity.groups, _source(settings.claim_groups, id_claims, userinfo)
+        ),
+    ]
+
+    user_name = adapter.get_username(decision.user) if decision.user is not None else None
+    current_access: Access | None = None
+    if decision.error is None:
+        if decision.new_user is not None:
+            current_access = decision.new_user.access
+        elif decision.user is not None:
+            current_access = adapter.get_access(decision.user)
+    result_access = planned = None
+    last_admin_kept = False
+    if current_access is not None:
+        planned = resolver.planned_access(identity, current_access)
+        result_access = planned or current_access
+        if (
+            decision.new_user is None
+            and current_access.is_admin
+            and not result_access.is_admin
+            and adapter.count_admins() <= 1
+        ):
+            last_admin_kept = True
+            result_access = Access(True, result_access.permissions, result_access.libraries)
+
+    return PreviewReport(
+        identity=identity,
+        claims=claims,
+        mappings=mappings,
+        rows=list(rows),
+        matching=resolver.matching_rows(identity),
+        decision=decision,
+        summary=_summary(decision, user_name),
+        user_name=user_name,
+        group_sync=settings.group_sync,
+        current=_access_view(adapter, current_access)
+        if current_access is not None and decision.new_user is None
+        else None,
+        result=_access_view(adapter, result_access) if result_access is not None else None,
+        access_changes=planned is not None and planned != current_access,
+        last_admin_kept=last_admin_kept,
+    )
+
+
+def _summary(decision: Decision, user_name: str | None) -> str:
+    rule = decision.rule
+    if rule == "identity":
+        return f"Signs in as {user_name}: this provider identity is already linked to that account."
+    if rule == "username":
+        return f"Links the existing account {user_name} (same username) to this identity and signs in."
+    if rule == "email":
+        return f"Links the existing account {user_name} (same verified email) to this identity and signs in."
+    if rule == "provisioned":
+        assert decision.new_user is not None
+        return f"Creates the new account {decision.new_user.username} and signs in."
+    assert decision.error is not None
+    info = ERRORS[decision.error.error_code]
+    return f"Nobody is signed in: {info.title} ({decision.error.error_code}). {decision.error.detail}"
