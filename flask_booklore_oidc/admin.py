@@ -22,7 +22,7 @@ from flask_login import current_user
 from . import checks
 from .config import FIELDS_BY_NAME
 from .flow import requested_scopes
-from .forms import SettingsForm
+from .forms import SettingsForm, csrf_failed
 from .settings import Settings
 from .urls import external_url
 from .views import _ext, blueprint
@@ -286,11 +286,6 @@ def render_settings(*, status: int = 200, alert: str | None = None, **section_st
     return _page(_form(saved), saved, status=status, alert=alert, section_state=section_state)
 
 
-def _csrf_failed(form: SettingsForm) -> bool:
-    token = getattr(form, "csrf_token", None)  # absent when the app sets WTF_CSRF_ENABLED = False
-    return bool(token is not None and token.errors)
-
-
 def _submitted(form: SettingsForm, saved: Settings) -> tuple[dict[str, Any], bool, Settings] | None:
     """Validate a posted form: (changes, remove_secret, merged settings), or ``None``."""
     if not form.validate_on_submit():
@@ -311,7 +306,7 @@ def settings_page() -> ResponseReturnValue:
         return _page(form, saved)
     submitted = _submitted(form, saved)
     if submitted is None:
-        if _csrf_failed(form):
+        if csrf_failed(form):
             return _page(form, saved, status=400, alert=FORM_EXPIRED)
         return _page(form, saved, status=400)
     changes, remove, merged = submitted
@@ -349,7 +344,7 @@ def test_connection() -> ResponseReturnValue:
     fragment = bool(request.headers.get("X-Requested-With"))
     submitted = _submitted(form, saved)
     if submitted is None:
-        if _csrf_failed(form):
+        if csrf_failed(form):
             if _wants_json():
                 return jsonify(error="csrf", message=FORM_EXPIRED), 400
             if fragment:

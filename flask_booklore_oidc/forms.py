@@ -18,6 +18,13 @@ from .config import FIELDS, FIELDS_BY_NAME, parse_value
 from .settings import Settings
 
 
+def csrf_failed(form: Any) -> bool:
+    """Whether the form was refused for its CSRF token (there is none when the app sets
+    ``WTF_CSRF_ENABLED = False``)."""
+    token = getattr(form, "csrf_token", None)
+    return bool(token is not None and token.errors)
+
+
 class LoginForm(FlaskForm):  # type: ignore[misc]
     username = StringField(
         "Username",

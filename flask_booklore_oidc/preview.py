@@ -20,10 +20,11 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Row
 
 from .adapter import Access, UserAdapter
-from .admin import FORM_EXPIRED, _csrf_failed, _form, _page, _refusal, _submitted, _who, admin_only, merged_settings
+from .admin import FORM_EXPIRED, _form, _page, _refusal, _submitted, _who, admin_only, merged_settings
 from .claims import Identity, resolve_claim
 from .errors import ERRORS, OIDCError
 from .flow import Completed
+from .forms import csrf_failed
 from .mapping import MappingRow, load_rows
 from .provisioning import Decision, Resolver
 from .secretbox import InvalidToken
@@ -63,7 +64,7 @@ def preview() -> ResponseReturnValue:
     if request.method == "POST":
         submitted = _submitted(form, saved)
         if submitted is None:
-            if _csrf_failed(form):
+            if csrf_failed(form):
                 return _page(form, saved, status=400, alert=FORM_EXPIRED)
             return _page(form, saved, status=400)
         changes, remove, merged = submitted

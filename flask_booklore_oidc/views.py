@@ -31,7 +31,7 @@ from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
 from .extension import BookloreOIDC
 from .flow import SignInFlow
-from .forms import LoginForm, LogoutForm
+from .forms import LoginForm, LogoutForm, csrf_failed
 from .mapping import load_rows
 from .models import LoginRecord, utcnow
 from .provisioning import Resolver
@@ -211,7 +211,7 @@ def login_post() -> Any:
     settings = _settings()
     form = LoginForm()
     if not form.validate_on_submit():
-        if form.csrf_token.errors:
+        if csrf_failed(form):
             return _login_page(form, status=400, message="The form expired; please try again.", local=True)
         return _login_page(form, status=400, local=True)
     adapter = _ext().adapter

@@ -364,3 +364,12 @@ def test_launch_url_without_oidc_is_the_oidc_disabled_page(app, client, op):
     response = client.get("/login/oidc", query_string={"iss": op.issuer})
     assert response.status_code == 404
     assert "oidc_disabled" in text(response)
+
+
+def test_an_incomplete_local_form_is_refused_plainly_when_the_app_turns_csrf_off(app, client):
+    # Some hosts set WTF_CSRF_ENABLED = False (behind their own CSRF protection): the form then
+    # has no token, and a missing password must still end on the form, not on a 500.
+    app.config["WTF_CSRF_ENABLED"] = False
+    response = client.post("/login", data={"username": "alice", "password": ""})
+    assert response.status_code == 400
+    assert b'name="password"' in response.data
