@@ -17,7 +17,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from example_app import create_app
-from example_app.devprovider import DevProvider
+from example_app.devprovider import DevProvider, DevProviderError
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -89,7 +89,19 @@ def dev_provider(live_app: LiveApp) -> Callable[..., DevProvider]:
     started: list[DevProvider] = []
 
     def start(*, groups_in_id_token: bool = True) -> DevProvider:
-        port = _free_port()
+        # A free port can be taken by another process before node binds it: try a few.
+        for attempt in range(3):
+            try:
+                provider = DevProvider(config_for(_free_port(), groups_in_id_token)).start()
+            except DevProviderError:
+                if attempt == 2:
+                    raise
+                continue
+            started.append(provider)
+            return provider
+        raise AssertionError("unreachable")
+
+    def config_for(port: int, groups_in_id_token: bool) -> dict[str, Any]:
         redirect = [f"{live_app.url}/oauth2-callback"]
         post_logout = [f"{live_app.url}/login?logged_out=1"]
         config = {
@@ -106,9 +118,7 @@ def dev_provider(live_app: LiveApp) -> Callable[..., DevProvider]:
             "users": demo_users(),
             "groups_in_id_token": groups_in_id_token,
         }
-        provider = DevProvider(config).start()
-        started.append(provider)
-        return provider
+        return config
 
     yield start  # type: ignore[misc]
     for provider in started:
