@@ -37,3 +37,14 @@ def test_confidential_client_secret_post(app, client, op, signin):
     assert response.headers["Location"] == "/account"
     assert op.last_token_request["auth_method_used"] == "client_secret_post"
     assert me(client)["username"] == "alice"
+
+
+def test_behind_a_reverse_proxy_the_public_url_is_the_redirect_uri_on_both_legs(app, client, op, signin):
+    op.add_client("proxied", redirect_uris=["https://books.example.com/oauth2-callback"], auth_method="none")
+    configure(app, client_id="proxied", public_url="https://books.example.com/")
+    authorize_url = signin.start()
+    assert parse_qs(urlsplit(authorize_url).query)["redirect_uri"] == ["https://books.example.com/oauth2-callback"]
+    response = client.get(signin.provider_answer(authorize_url))
+    assert response.status_code == 302
+    assert op.last_token_request["redirect_uri"] == "https://books.example.com/oauth2-callback"
+    assert me(client)["username"] == "alice"
