@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ import pytest
 from fakeprovider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from example_app import create_app
 from example_app.models import User, db
@@ -164,6 +166,23 @@ def add_user(app: Flask, username: str, *, email: str | None = None, password: s
         db.session.add(user)
         db.session.commit()
         return int(user.id)
+
+
+@contextmanager
+def sql_statements(app: Flask) -> Iterator[list[str]]:
+    """Every statement ``app``'s engine sends to the database while the block runs."""
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def user_count(app: Flask) -> int:

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC
 from typing import Any
 
 import pytest
-from conftest import CLIENT_ID, SECRET, add_user, configure, me
+from conftest import CLIENT_ID, SECRET, add_user, configure, me, sql_statements
 from fakeprovider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from joserfc.jwk import RSAKey
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from example_app.models import User, db
 from flask_booklore_oidc import BookloreOIDC
@@ -280,22 +278,6 @@ def test_csrfprotect_set_up_before_the_extension_exempts_its_server_to_server_vi
 
 
 # -- the cost of the check -----------------------------------------------------------------------
-
-
-@contextmanager
-def sql_statements(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def ours(statements: list[str]) -> list[str]:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import me
+from conftest import me, sql_statements
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from benchmarks.apps import create_twin_app
 from example_app.models import User, db
@@ -28,23 +27,6 @@ from flask_booklore_oidc.discovery import ProviderCache
 
 #: what the provider serves to the browser, not to us
 BROWSER_ENDPOINTS = {"authorize"}
-
-
-@contextmanager
-def sql_statements(app: Flask) -> Iterator[list[str]]:
-    """Every statement ``app``'s engine sends to the database while the block runs."""
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def transport_sent(app: Flask) -> Counter[str]:
