@@ -45,7 +45,9 @@ class GroupMappingForm(FlaskForm):  # type: ignore[misc]
     libraries = MultiCheckboxField("Libraries", choices=[])
 
 
-class UnlinkForm(FlaskForm):  # type: ignore[misc]
+class ConfirmForm(FlaskForm):  # type: ignore[misc]
+    """A delete or unlink button: its CSRF token, and ``confirm=yes`` once a warning was shown."""
+
     confirm = HiddenField()
 
 
@@ -96,7 +98,7 @@ def page_context(
         "linked_identities": linked,
         "unlink_warnings": warnings,
         "confirm_unlink": confirm_unlink,
-        "unlink_form": UnlinkForm(),
+        "confirm_form": ConfirmForm(),
     }
 
 
@@ -150,7 +152,7 @@ def edit_group_mapping(row_id: int) -> ResponseReturnValue:
 @blueprint.route("/settings/oidc/groups/<int:row_id>/delete", methods=["POST"], endpoint="delete_group_mapping")
 @admin_only
 def delete_group_mapping(row_id: int) -> ResponseReturnValue:
-    if not UnlinkForm().validate_on_submit():
+    if not ConfirmForm().validate_on_submit():
         return _back("group-mappings", groups="expired")
     session = _ext().adapter.session
     row = session.get(GroupMapping, row_id)
@@ -164,7 +166,7 @@ def delete_group_mapping(row_id: int) -> ResponseReturnValue:
 @blueprint.route("/settings/oidc/identities/<int:identity_id>/unlink", methods=["POST"], endpoint="unlink_identity")
 @admin_only
 def unlink_identity(identity_id: int) -> ResponseReturnValue:
-    form = UnlinkForm()
+    form = ConfirmForm()
     if not form.validate_on_submit():
         return _back("linked-identities", identities="expired")
     ext = _ext()
