@@ -44,14 +44,14 @@ def _fail(detail: str) -> OIDCError:
     return OIDCError("invalid_token", detail)
 
 
-def read_header(token: str) -> dict[str, Any]:
+def read_header(token: str, what: str = "ID token") -> dict[str, Any]:
     try:
         return dict(jws.extract_compact(token.encode("ascii")).protected)
     except (JoseError, ValueError, UnicodeError) as exc:
-        raise _fail(f"The ID token is not a well-formed signed JWT ({type(exc).__name__}).") from None
+        raise _fail(f"The {what} is not a well-formed signed JWT ({type(exc).__name__}).") from None
 
 
-def _pick_key(header: dict[str, Any], keys: KeySet) -> list[Key]:
+def _pick_key(header: dict[str, Any], keys: KeySet, what: str) -> list[Key]:
     kid = header.get("kid")
     alg = str(header.get("alg"))
     kty = _KTY_FOR_PREFIX.get(alg[:2])
@@ -59,38 +59,38 @@ def _pick_key(header: dict[str, Any], keys: KeySet) -> list[Key]:
     if kid is not None:
         candidates = [k for k in candidates if k.kid == kid]
         if not candidates:
-            raise _fail(f"The ID token is signed with key {kid!r}, which the provider does not publish.")
+            raise _fail(f"The {what} is signed with key {kid!r}, which the provider does not publish.")
     if not candidates:
         raise _fail(f"The provider publishes no {kty} key for the token's algorithm {alg}.")
     return candidates
 
 
 def verify_signature(
-    token: str, keys_for: Callable[[str | None], KeySet], client_secret: str
+    token: str, keys_for: Callable[[str | None], KeySet], client_secret: str, *, what: str = "ID token"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the signature with the provider's keys only; returns (header, claims).
 
     ``keys_for(kid)`` returns the provider's key set and may refetch it once when ``kid`` is
     unknown. Keys named inside the token (``jwk``, ``jku``, ``x5u``) are never used.
     """
-    header = read_header(token)
+    header = read_header(token, what)
     alg = header.get("alg")
     if alg in HMAC_ALGORITHMS:
         if not client_secret:
-            raise _fail(f"The ID token uses {alg}, which needs a client secret; this is a public client.")
+            raise _fail(f"The {what} uses {alg}, which needs a client secret; this is a public client.")
         candidates: list[Key] = [OctKey.import_key(client_secret.encode())]
     elif alg in ASYMMETRIC_ALGORITHMS:
         kid = header.get("kid")
-        candidates = _pick_key(header, keys_for(kid if isinstance(kid, str) else None))
+        candidates = _pick_key(header, keys_for(kid if isinstance(kid, str) else None), what)
     else:
-        raise _fail(f"The ID token's algorithm {alg!r} is not allowed.")
+        raise _fail(f"The {what}'s algorithm {alg!r} is not allowed.")
     for key in candidates:
         try:
             token_obj = jwt.decode(token, key, algorithms=[str(alg)])
         except JoseError:
             continue
         return header, dict(token_obj.claims)
-    raise _fail("The ID token's signature does not verify with the provider's keys.")
+    raise _fail(f"The {what}'s signature does not verify with the provider's keys.")
 
 
 def left_half_hash(value: str, alg: str) -> str:
@@ -186,7 +186,7 @@ def validate_logout_token(
     no ``nonce``, a ``jti``, and ``sid`` or ``sub``. Not checked here: ``jti`` replay, which
     needs storage (see :func:`logout_token_expiry`). Raises ``OIDCError("invalid_token", …)``.
     """
-    _header, claims = verify_signature(token, keys_for, client_secret)
+    _header, claims = verify_signature(token, keys_for, client_secret, what="logout token")
     current = int(time.time()) if now is None else now
     registry = jwt.JWTClaimsRegistry(
         now=current,

@@ -134,7 +134,7 @@ def test_hs256_token_with_the_client_secret_is_accepted_for_a_confidential_clien
 def test_bad_signature_is_refused(app, alice, op):
     impostor = RSAKey.generate_key(2048, parameters={"kid": op.signing_key.kid, "use": "sig"})
     response = deliver(app, op.sign(claims_for(op), key=impostor))
-    assert_refused(response, "signature")
+    assert_refused(response, "logout token's signature")
     assert me(alice)["username"] == "alice"
 
 
