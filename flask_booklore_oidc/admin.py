@@ -286,6 +286,13 @@ def render_settings(*, status: int = 200, alert: str | None = None, **section_st
     return _page(_form(saved), saved, status=status, alert=alert, section_state=section_state)
 
 
+def refused_form_page(form: SettingsForm, saved: Settings) -> tuple[str, int]:
+    """The page again, 400, after the form failed validation (or its CSRF token)."""
+    if csrf_failed(form):
+        return _page(form, saved, status=400, alert=FORM_EXPIRED)
+    return _page(form, saved, status=400)
+
+
 def _submitted(form: SettingsForm, saved: Settings) -> tuple[dict[str, Any], bool, Settings] | None:
     """Validate a posted form: (changes, remove_secret, merged settings), or ``None``."""
     if not form.validate_on_submit():
@@ -306,9 +313,7 @@ def settings_page() -> ResponseReturnValue:
         return _page(form, saved)
     submitted = _submitted(form, saved)
     if submitted is None:
-        if csrf_failed(form):
-            return _page(form, saved, status=400, alert=FORM_EXPIRED)
-        return _page(form, saved, status=400)
+        return refused_form_page(form, saved)
     changes, remove, merged = submitted
     problems = {
         "enabled": enabled_problem(merged) if "enabled" not in form.locked_names else None,

@@ -20,11 +20,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Row
 
 from .adapter import Access, UserAdapter
-from .admin import FORM_EXPIRED, _form, _page, _refusal, _submitted, _who, admin_only, merged_settings
+from .admin import _form, _page, _refusal, _submitted, _who, admin_only, merged_settings, refused_form_page
 from .claims import Identity, resolve_claim
 from .errors import ERRORS, OIDCError
 from .flow import Completed
-from .forms import csrf_failed
 from .mapping import MappingRow, load_rows
 from .provisioning import Decision, Resolver
 from .secretbox import InvalidToken
@@ -64,9 +63,7 @@ def preview() -> ResponseReturnValue:
     if request.method == "POST":
         submitted = _submitted(form, saved)
         if submitted is None:
-            if csrf_failed(form):
-                return _page(form, saved, status=400, alert=FORM_EXPIRED)
-            return _page(form, saved, status=400)
+            return refused_form_page(form, saved)
         changes, remove, merged = submitted
         # The unsaved values travel with the transaction, encrypted: they may hold a secret.
         override = ext._state().box.seal(json.dumps({"changes": changes, "remove_secret": remove}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,6 +106,28 @@ def app(db_dir: Any, op: FakeProvider) -> Iterator[Flask]:
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def restart(app: Flask) -> Iterator[Callable[..., Flask]]:
+    """Starts a new process of the same app (same database, environment read afresh):
+    ``restart(**extra_config)``."""
+    started: list[Flask] = []
+
+    def start(**extra: Any) -> Flask:
+        config = {
+            "TESTING": True,
+            "SECRET_KEY": app.config["SECRET_KEY"],
+            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+        }
+        started.append(create_app({**config, **extra}))
+        return started[-1]
+
+    yield start
+    for other in started:
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture

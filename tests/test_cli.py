@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +12,6 @@ from conftest import SECRET, add_user, configure
 from flask import Flask
 from sqlalchemy import select
 
-from example_app import create_app
 from example_app.models import User, db
 from flask_booklore_oidc.models import Identity
 
@@ -30,30 +29,6 @@ def run(app: Flask) -> Callable[..., Result]:
 def settings(app: Flask) -> Any:
     with app.test_request_context():
         return app.extensions["booklore_oidc"].settings()
-
-
-@pytest.fixture
-def restart(app: Flask) -> Iterator[Callable[[], Flask]]:
-    """Starts a new process of the same app (same database), reading the environment afresh."""
-    started: list[Flask] = []
-
-    def start() -> Flask:
-        started.append(
-            create_app(
-                {
-                    "TESTING": True,
-                    "SECRET_KEY": app.config["SECRET_KEY"],
-                    "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-                }
-            )
-        )
-        return started[-1]
-
-    yield start
-    for other in started:
-        with other.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def linked_subjects(app: Flask, username: str) -> list[tuple[str, str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,7 +14,6 @@ from conftest import CLIENT_ID, add_user, configure, local_path, me
 from flask import Flask
 from sqlalchemy import select
 
-from example_app import create_app
 from example_app.models import db
 from flask_booklore_oidc.models import SettingsRow, Transaction
 
@@ -217,31 +215,6 @@ def test_backdoor_shows_the_local_form_whatever_the_mode(app, client):
 # -- FORCE_DISABLE_OIDC --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def restart(app: Flask) -> Iterator[Callable[[], Flask]]:
-    """Starts a new process of the same app: same database, environment read afresh."""
-    started: list[Flask] = []
-
-    def start() -> Flask:
-        started.append(
-            create_app(
-                {
-                    "TESTING": True,
-                    "SECRET_KEY": app.config["SECRET_KEY"],
-                    "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-                    "WTF_CSRF_ENABLED": False,
-                }
-            )
-        )
-        return started[-1]
-
-    yield start
-    for other in started:
-        with other.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
 def settings_row(app: Flask) -> dict[str, Any]:
     with app.app_context():
         row = db.session.execute(select(SettingsRow)).scalar_one()
@@ -258,7 +231,7 @@ def test_force_disable_overrides_a_database_that_says_oidc_only(
     assert before["enabled"] is True and before["only_mode"] is True
 
     monkeypatch.setenv("FORCE_DISABLE_OIDC", word)
-    killed = restart()
+    killed = restart(WTF_CSRF_ENABLED=False)
     browser = killed.test_client()
 
     login = browser.get("/login")
