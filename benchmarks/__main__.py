@@ -193,11 +193,11 @@ def create_ours(path: Path, op: LightProvider) -> Flask:
 
 
 def forget_provider(app: Flask) -> None:
-    app.extensions["booklore_oidc"]._state(app).cache.forget()
+    app.extensions["booklore_oidc"].state_for(app).cache.forget()
 
 
 def outbound(app: Flask) -> dict[str, int]:
-    return dict(app.extensions["booklore_oidc"]._state(app).transport.sent)
+    return dict(app.extensions["booklore_oidc"].state_for(app).transport.sent)
 
 
 def subjects() -> list[str]:
@@ -444,7 +444,7 @@ def bench_memory(plan: Plan, tmp: Path, op: LightProvider, report: Report) -> No
     use_wal(ours)
     adapter = InProcessAdapter(op.wsgi)
     # Our transport's requests.Session (internal) and the browser's both go to the adapter.
-    ours.extensions["booklore_oidc"]._state(ours).transport._session.mount(op.issuer + "/", adapter)
+    ours.extensions["booklore_oidc"].state_for(ours).transport._session.mount(op.issuer + "/", adapter)
     browser = Browser(op)
     browser.http.mount(op.issuer + "/", adapter)
     people = subjects()
@@ -500,7 +500,7 @@ def profile(tmp: Path, op: LightProvider, count: int) -> None:
     ours = create_ours(tmp / "profile.sqlite", op)
     use_wal(ours)
     adapter = InProcessAdapter(op.wsgi)
-    ours.extensions["booklore_oidc"]._state(ours).transport._session.mount(op.issuer + "/", adapter)
+    ours.extensions["booklore_oidc"].state_for(ours).transport._session.mount(op.issuer + "/", adapter)
     browser = Browser(op)
     browser.http.mount(op.issuer + "/", adapter)
     people = subjects()

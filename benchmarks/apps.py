@@ -26,7 +26,9 @@ def _placeholder_blueprint(*, leave_out: frozenset[str] = frozenset()) -> Bluepr
     """A blueprint named ``booklore_oidc`` with every URL rule of the real one (so ``url_for``
     in the host's templates builds the same links) and the same stylesheet, but views that do
     nothing and no hooks. Paths in ``leave_out`` are left to the app."""
-    from flask_booklore_oidc.views import blueprint as real
+    from flask_booklore_oidc.routes import create_blueprint
+
+    real = create_blueprint()
 
     reference = Flask(__name__)
     reference.register_blueprint(real)

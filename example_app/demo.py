@@ -57,11 +57,9 @@ def provider_config() -> dict[str, object]:
 def configure_demo(app: object) -> None:
     """Store the guide's setup in the database, as an admin would on the settings page, with
     group mapping rows that show the feature."""
-    import json
-
     from flask import Flask
 
-    from flask_booklore_oidc.models import GroupMapping
+    from flask_booklore_oidc import MappingRow
 
     from . import oidc
     from .models import Library, db
@@ -102,16 +100,15 @@ def configure_demo(app: object) -> None:
             ),
         ]
         for group, description, admin, permissions, libraries in rows:
-            db.session.add(
-                GroupMapping(
-                    group_value=group,
-                    description=description,
-                    grant_admin=admin,
-                    permissions=json.dumps(permissions),
-                    libraries=json.dumps([library[name] for name in libraries]),
+            oidc.save_group_mapping(
+                MappingRow(
+                    group,
+                    description,
+                    admin,
+                    frozenset(permissions),
+                    frozenset(library[name] for name in libraries),
                 )
             )
-        db.session.commit()
 
 
 def main() -> int:

@@ -23,9 +23,9 @@ def index() -> str:
 @bp.route("/account")
 @login_required
 def account() -> str:
-    from flask_booklore_oidc.models import Identity
+    from . import oidc
 
-    identities = db.session.scalars(select(Identity).where(Identity.user_id == str(current_user.id))).all()
+    identities = oidc.identities(current_user)
     labels = dict(PERMISSIONS)
     return render_template("example_app/account.html", identities=identities, permission_labels=labels)
 

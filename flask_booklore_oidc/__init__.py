@@ -4,9 +4,35 @@
 
     from flask_booklore_oidc import BookloreOIDC
     oidc = BookloreOIDC(app, db=db, user_model=User)
+
+Everything a host needs is exported here; the submodules are the implementation.
 """
 
+from . import signals
+from .adapter import Access, NewUser, SQLAlchemyUserAdapter, UserAdapter
+from .claims import Identity
+from .config import SESSION_KEYS
+from .errors import ErrorCode, OIDCError
 from .extension import BookloreOIDC
+from .identities import LinkedIdentity
+from .mapping import MappingRow
+from .provisioning import Rule
+from .settings import Settings
 
-__all__ = ["BookloreOIDC"]
-__version__ = "0.1.0"
+__all__ = [
+    "SESSION_KEYS",
+    "Access",
+    "BookloreOIDC",
+    "ErrorCode",
+    "Identity",
+    "LinkedIdentity",
+    "MappingRow",
+    "NewUser",
+    "OIDCError",
+    "Rule",
+    "SQLAlchemyUserAdapter",
+    "Settings",
+    "UserAdapter",
+    "signals",
+]
+__version__ = "0.2.0"

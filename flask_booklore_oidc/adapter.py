@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import flask_login
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
@@ -101,6 +102,21 @@ class UserAdapter(abc.ABC):
 
     def get_email(self, user: Any) -> str | None:
         return None
+
+    def is_active(self, user: Any) -> bool:
+        """Whether the host lets this account sign in at all (Flask-Login's ``is_active``)."""
+        return bool(getattr(user, "is_active", True))
+
+    def login_user(self, user: Any, remember: bool = False) -> bool:
+        """Sign ``user`` in to the host's session machinery; False when the host refuses.
+
+        Every sign-in of ours goes through here. The default is Flask-Login's ``login_user``;
+        a host with its own (Calibre-Web's forked Flask-Login) overrides it."""
+        return bool(flask_login.login_user(user, remember=remember))
+
+    def logout_user(self) -> None:
+        """Sign the current user out of the host's session machinery (Flask-Login's default)."""
+        flask_login.logout_user()
 
 
 def _choices(items: Iterable[Any] | Callable[[], Iterable[Any]] | None) -> list[tuple[str, str]]:

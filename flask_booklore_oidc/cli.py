@@ -17,17 +17,17 @@ from typing import Any, TypeVar
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
 
+from . import checks, rules
 from .adapter import UserAdapter
-from .claims import validate_mapping
-from .config import FIELDS, FIELDS_BY_NAME, PREFIX, Field, parse_value
+from .config import FIELDS, FIELDS_BY_NAME, Field, field_named
 from .errors import OIDCError
 from .identities import link as link_identity
 from .identities import list_identities, unlink_warning
 from .identities import unlink as unlink_identity
-from .models import Identity
 from .settings import SOURCE_CONFIG, SOURCE_ENV, Settings
+from .state import current_settings, current_state, save_settings
+from .urls import external_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,18 +39,12 @@ cli = AppGroup(
 )
 
 
-def _ext() -> Any:
-    return current_app.extensions["booklore_oidc"]
-
-
 def _settings() -> Settings:
-    settings: Settings = _ext().settings()
-    return settings
+    return current_settings()
 
 
 def _adapter() -> UserAdapter:
-    adapter: UserAdapter = _ext().adapter
-    return adapter
+    return current_state().adapter
 
 
 def _with_request_context(func: F) -> F:
@@ -66,33 +60,19 @@ def _with_request_context(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# -- rules shared by several commands ---------------------------------------------------------
-
-
-def not_configured_reason(settings: Settings) -> str | None:
-    """Why OIDC sign-in cannot work with these settings, or ``None``."""
-    missing = [name for name in ("client_id", "issuer_uri") if not getattr(settings, name)]
-    if missing:
-        return "set " + " and ".join(missing) + " first (flask booklore-oidc set KEY VALUE)"
-    if settings.secret_unreadable:
-        return "the stored client secret cannot be decrypted (SECRET_KEY changed?): set client_secret again"
-    return None
+# -- the rules of the settings page (:mod:`.rules`), so both refuse alike ------------------------
 
 
 def _only_mode_refusal(settings: Settings, adapter: UserAdapter) -> str | None:
-    """Why OIDC-Only Mode may not be switched on, or ``None``: the settings page's rule (OIDC
-    Login on, the provider configured, at least one administrator), so both refuse alike."""
-    from .admin import only_mode_problem
-
-    return only_mode_problem(replace(settings, only_mode=True), adapter.count_admins())
+    """Why OIDC-Only Mode may not be switched on, or ``None``."""
+    return rules.only_mode_problem(replace(settings, only_mode=True), adapter.count_admins())
 
 
 def _save(changes: dict[str, Any], *, remove_secret: bool = False) -> set[str]:
     try:
-        changed: set[str] = _ext().save_settings(changes, remove_secret=remove_secret)
+        return save_settings(changes, remove_secret=remove_secret)
     except ValueError as exc:  # a setting locked by the environment or app config
         raise click.ClickException(str(exc)) from None
-    return changed
 
 
 def _refuse_locked(settings: Settings, name: str) -> None:
@@ -103,9 +83,9 @@ def _refuse_locked(settings: Settings, name: str) -> None:
 
 
 def _enable(settings: Settings) -> None:
-    reason = not_configured_reason(settings)
-    if reason:
-        raise click.ClickException(f"OIDC Login cannot be switched on yet: {reason}.")
+    problem = rules.enabled_problem(replace(settings, enabled=True))
+    if problem:
+        raise click.ClickException(f"{problem} (flask booklore-oidc set KEY VALUE)")
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -157,7 +137,7 @@ def status() -> None:
     elif not settings.enabled:
         click.echo("OIDC sign-in: off (OIDC Login is switched off)")
     else:
-        click.echo(f"OIDC sign-in: not active: {not_configured_reason(settings)}")
+        click.echo(f"OIDC sign-in: not active: {rules.enabled_problem(settings)}")
     if settings.only_mode_active:
         only = "on: /login sends readers to the provider; admins sign in at /login?local=true"
     elif settings.only_mode:
@@ -176,16 +156,13 @@ def status() -> None:
 @_with_request_context
 def test_connection() -> None:
     """Run Test Connection on the saved settings; exit code 1 when a check fails."""
-    from .checks import Status, ok, run_checks
-    from .urls import external_url
-
     settings = _settings()
-    results = run_checks(settings, _ext()._state().transport, external_url(settings, "booklore_oidc.callback"))
+    results = checks.run_checks(settings, current_state().transport, external_url(settings, "booklore_oidc.callback"))
     for result in results:
         click.echo(f"{result.status.value:<4}  {result.label}: {result.message}")
-    failed = sum(1 for r in results if r.status == Status.FAIL)
-    warned = sum(1 for r in results if r.status == Status.WARN)
-    if not ok(results):
+    failed = sum(1 for r in results if r.status == checks.Status.FAIL)
+    warned = sum(1 for r in results if r.status == checks.Status.WARN)
+    if not checks.ok(results):
         raise click.ClickException(f"Test Connection: {failed} check(s) failed, {warned} warning(s).")
     click.echo(f"Test Connection passed ({warned} warning(s)).")
 
@@ -236,31 +213,18 @@ def only_mode(switch: str) -> None:
 
 
 def _setting_name(key: str) -> str:
-    name = key.strip()
-    if name.upper().startswith(PREFIX):
-        name = name[len(PREFIX) :]
-    name = name.lower().replace("-", "_")
-    if name not in FIELDS_BY_NAME:
-        raise click.BadParameter(
-            f"{key!r} is not a setting; one of: {', '.join(f.name for f in FIELDS)}.", param_hint="KEY"
-        )
-    return name
+    try:
+        return field_named(key).name
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="KEY") from None
 
 
 def _parse(f: Field, raw: str) -> Any:
+    """``raw`` checked by the one validator every surface shares (:meth:`Field.parse`)."""
     try:
-        value = parse_value(f, raw)
+        return f.parse(raw)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="VALUE") from None
-    if f.kind == "str" and value != value.strip():
-        raise click.BadParameter(f"{f.label} has spaces at the start or end.", param_hint="VALUE")
-    if f.name.startswith("claim_"):
-        problem = validate_mapping(value)
-        if problem:
-            raise click.BadParameter(f"{f.label} {problem}.", param_hint="VALUE")
-    if f.name in ("issuer_uri", "public_url") and value and not value.startswith(("https://", "http://")):
-        raise click.BadParameter(f"{f.label} must start with https:// (or http://).", param_hint="VALUE")
-    return value
 
 
 @cli.command("set")
@@ -280,7 +244,7 @@ def set_setting(key: str, value: str) -> None:
     if f.kind == "secret":
         secret = sys.stdin.readline().strip() if value == "-" else value
         if secret:
-            _save({name: secret})
+            _save({name: _parse(f, secret)})
             click.echo(f"{f.name} saved ({MASK}; it is never shown).")
         else:
             _save({}, remove_secret=True)
@@ -333,7 +297,7 @@ def _default_issuer(settings: Settings) -> str:
     if not settings.issuer_uri:
         raise click.ClickException("No Issuer URI is configured; pass --issuer.")
     try:
-        issuer: str = _ext()._state().cache.metadata(settings).issuer
+        issuer: str = current_state().cache.metadata(settings).issuer
     except OIDCError as exc:
         click.echo(
             f"The provider cannot be reached ({exc.detail or exc.title}); using the configured Issuer URI, "
@@ -368,8 +332,7 @@ def unlink(username: str, yes: bool) -> None:
     """Remove USERNAME's linked identities and end its provider sign-ins."""
     adapter = _adapter()
     user = _user(username)
-    linked = adapter.session.execute(select(Identity.id).where(Identity.user_id == adapter.get_id(user))).first()
-    if linked is None:
+    if not list_identities(adapter, user):
         click.echo(f"{username} has no linked identity.")
         return
     warning = unlink_warning(adapter, _settings(), user)

@@ -1,4 +1,10 @@
-"""The settings of SPEC §4: their names, types and defaults, and the session keys we own.
+"""The one definition of every setting of SPEC §4: name, type, default, bounds, validation, help
+text and the section of the settings page it appears in.
+
+Everything else derives from :data:`FIELDS`: the :class:`~.settings.Settings` snapshot, the
+database columns (:class:`~.models.SettingsRow`), the settings form and its sections, the CLI's
+``set`` and the parsing of ``app.config`` and the environment. :meth:`Field.parse` is the one
+validator, so a value the settings page refuses is refused everywhere, with the same message.
 
 Every setting ``X`` can be given as ``BOOKLORE_OIDC_X`` in the environment (wins), in
 ``app.config``, or stored in the database from the settings page, in that order of precedence.
@@ -6,8 +12,17 @@ Every setting ``X`` can be given as ``BOOKLORE_OIDC_X`` in the environment (wins
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy import Boolean, Float, Integer, String, Text
+from sqlalchemy.types import TypeEngine
+
+from .claims import validate_mapping
 
 PREFIX = "BOOKLORE_OIDC_"
 
@@ -25,40 +40,305 @@ Kind = Literal["bool", "str", "int", "float", "list", "choice", "secret"]
 TOKEN_AUTH_METHODS = ("auto", "none", "client_secret_basic", "client_secret_post")
 GROUP_SYNC_MODES = ("disabled", "replace", "additive")
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+#: a list setting holds at most this many entries, each at most this long
+MAX_LIST_ITEMS = 100
+MAX_LIST_ITEM_LENGTH = 255
+
+#: RFC 6749 §3.3 scope-token characters
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True)
+class Section:
+    """A card of the settings page."""
+
+    anchor: str
+    heading: str
+    intro: str
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("login-methods", "Login Methods", "How readers sign in. Administrators can always use /login?local=true."),
+    Section(
+        "provider", "Provider", "The client you created at your identity provider (Pocket ID, Authelia, Keycloak, …)."
+    ),
+    Section(
+        "claims", "Claim Mappings", "Which claims of the provider's tokens hold the username, email, name and groups."
+    ),
+    Section(
+        "provisioning",
+        "Provisioning and Linking",
+        "Who gets an account, and how existing accounts are matched on their first sign-in.",
+    ),
+    Section("advanced", "Session and Advanced", "Addresses, time limits and sign-out."),
+)
+
 
 @dataclass(frozen=True)
 class Field:
+    """One setting. :meth:`parse` turns a raw value from any source into the setting's type or
+    raises :class:`ValueError` with the message every surface shows."""
+
     name: str  # lower-case attribute name; the config key is PREFIX + name.upper()
     kind: Kind
     default: Any
     label: str
     help: str
+    section: str
     choices: tuple[str, ...] = ()
+    #: the longest accepted text (also the database column's length)
+    max_length: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    #: a further check of the parsed value: a message naming the problem, or ``None``
+    check: Callable[[Any], str | None] | None = None
+    #: surrounding whitespace is removed before validation (else it is an error)
+    strip: bool = True
+    #: the message when the value is empty, for a setting that must not be
+    required: str | None = None
 
     @property
     def key(self) -> str:
         return PREFIX + self.name.upper()
 
+    def column_type(self) -> TypeEngine[Any]:
+        """The database column holding a stored value (``NULL``: not set there)."""
+        if self.kind == "bool":
+            return Boolean()
+        if self.kind == "int":
+            return Integer()
+        if self.kind == "float":
+            return Float()
+        if self.kind in ("list", "secret"):
+            return Text()  # a JSON list; a Fernet token
+        return String(self.max_length)
+
+    def parse(self, raw: Any) -> Any:
+        """The value of ``raw`` (text from a form, the CLI or the environment, or a Python
+        value from ``app.config``), checked against every rule of this setting."""
+        value = self._convert(raw)
+        if self.required and value == "":
+            raise ValueError(self.required)
+        if self.kind in ("int", "float") and not _within(value, self.minimum, self.maximum):
+            raise ValueError(f"{self.label} must be between {self.minimum:g} and {self.maximum:g}.")
+        if self.check is not None and value not in ("", []):
+            problem = self.check(value)
+            if problem:
+                raise ValueError(problem)
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError(f"{self.label} contains a control character (a line break, tab or NUL); remove it.")
+        return value
+
+    def _convert(self, raw: Any) -> Any:
+        if self.kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            word = str(raw).strip().lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ValueError(f"{self.label}: expected true or false, got {_shown(raw)}.")
+        if self.kind == "list":
+            items = list(raw) if isinstance(raw, (list, tuple, set, frozenset)) else str(raw).split(",")
+            values = [v for v in (str(item).strip() for item in items) if v]
+            if len(values) > MAX_LIST_ITEMS:
+                raise ValueError(f"{self.label}: at most {MAX_LIST_ITEMS} entries.")
+            for value in values:
+                if len(value) > MAX_LIST_ITEM_LENGTH or _CONTROL.search(value):
+                    raise ValueError(
+                        f"{self.label}: each entry must be at most {MAX_LIST_ITEM_LENGTH} characters, "
+                        "without control characters."
+                    )
+            return values
+        if self.kind in ("int", "float"):
+            text = str(raw).strip()
+            try:
+                number: float = int(text) if self.kind == "int" else float(text)
+            except ValueError:
+                kind = "a whole number" if self.kind == "int" else "a number"
+                raise ValueError(f"{self.label}: expected {kind}, got {_shown(raw)}.") from None
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(f"{self.label}: expected a number, got {_shown(raw)}.")
+            return number
+        text = "" if raw is None else str(raw)
+        if self.kind == "choice":
+            text = text.strip()
+            if text not in self.choices:
+                raise ValueError(f"{self.label}: must be one of {', '.join(self.choices)}.")
+            return text
+        if self.strip:
+            text = text.strip()
+        if self.max_length is not None and len(text) > self.max_length:
+            raise ValueError(f"{self.label} is longer than {self.max_length} characters.")
+        return text
+
+
+def _within(value: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def _shown(raw: Any) -> str:
+    """A short, printable echo of a refused value (never the whole of a long one)."""
+    text = repr(str(raw))
+    return text if len(text) <= 40 else text[:37] + "…'"
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def _client_id(value: str) -> str | None:
+    for index, char in enumerate(value):
+        if char.isspace():
+            where = "at the start" if index == 0 else "at the end" if index == len(value) - 1 else "inside it"
+            return (
+                f"Client ID contains whitespace ({_describe_space(char)} {where}): copy it again from the provider, "
+                "without spaces."
+            )
+    return None
+
+
+def _client_secret(value: str) -> str | None:
+    if value != value.strip():
+        return "Client Secret starts or ends with whitespace: copy it again from the provider, without spaces."
+    return None
+
+
+def http_url_problem(value: str, label: str, *, https_only: bool) -> str | None:
+    """What is wrong with ``value`` as an absolute base URL, or ``None``."""
+    example = "pocket-id" if https_only else "books"
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return f"{label} is not a valid URL; enter one such as https://{example}.example.com."
+    if parts.scheme not in ("http", "https") or not hostname:
+        return f"{label} must be an absolute URL such as https://{example}.example.com, got {_shown(value)}."
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        return f"{label} must not contain a query (?…) or a fragment (#…)."
+    if parts.username is not None or parts.password is not None:
+        return f"{label} must not contain a user name or password."
+    if https_only and parts.scheme == "http" and hostname not in _LOCAL_HOSTS:
+        return (
+            f"{label} must be an https:// URL (http:// is allowed only for localhost, 127.0.0.1 and ::1), "
+            f"got {_shown(value)}."
+        )
+    return None
+
+
+def _issuer(value: str) -> str | None:
+    if value.rstrip("/").endswith("/.well-known/openid-configuration"):
+        return "Issuer URI: enter the provider's base URL, without /.well-known/openid-configuration."
+    return http_url_problem(value, "Issuer URI", https_only=True)
+
+
+def _public_url(value: str) -> str | None:
+    return http_url_problem(value, "Public URL", https_only=False)
+
+
+def _scopes(value: str) -> str | None:
+    for scope in value.replace(",", " ").split():
+        if not _SCOPE_TOKEN.match(scope):
+            return f"Scopes: {_shown(scope)} is not a valid scope name."
+    return None
+
+
+def _claim(label: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        problem = validate_mapping(value)
+        return f"{label}: {problem}." if problem else None
+
+    return check
+
+
+def _ca_bundle(value: str) -> str | None:
+    if not os.path.isfile(value):
+        return f"CA bundle: there is no file at {value} on this server."
+    return None
+
+
+def _describe_space(char: str) -> str:
+    return {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a line break"}.get(char, "a blank character")
+
+
+# -- the settings ---------------------------------------------------------------------------------
 
 FIELDS: tuple[Field, ...] = (
-    Field("enabled", "bool", False, "OIDC Login", "Show the sign-in button and accept sign-ins through the provider."),
+    # Login Methods
+    Field(
+        "enabled",
+        "bool",
+        False,
+        "OIDC Login",
+        "Show the sign-in button and accept sign-ins through the provider.",
+        "login-methods",
+    ),
     Field(
         "only_mode",
         "bool",
         False,
         "OIDC-Only Mode",
         "Send everyone straight to the provider; only admins may still sign in locally, through /login?local=true.",
+        "login-methods",
     ),
-    Field("provider_name", "str", "OIDC", "Provider Name", "Shown on the button: “Sign in with {name}”."),
-    Field("client_id", "str", "", "Client ID", "The Client ID the provider generated for this app."),
-    Field("client_secret", "secret", "", "Client Secret", "Leave empty for a public client (PKCE, no secret)."),
-    Field("issuer_uri", "str", "", "Issuer URI", "The provider's base URL, e.g. https://pocket-id.example.com."),
+    # Provider
+    Field(
+        "provider_name",
+        "str",
+        "OIDC",
+        "Provider Name",
+        "Shown on the button: “Sign in with {name}”.",
+        "provider",
+        max_length=100,
+        required="Provider Name is empty: enter the name shown on the button, e.g. Pocket ID.",
+    ),
+    Field(
+        "client_id",
+        "str",
+        "",
+        "Client ID",
+        "The Client ID the provider generated for this app.",
+        "provider",
+        max_length=255,
+        check=_client_id,
+        strip=False,
+    ),
+    Field(
+        "client_secret",
+        "secret",
+        "",
+        "Client Secret",
+        "Leave empty for a public client (PKCE, no secret).",
+        "provider",
+        max_length=1000,
+        check=_client_secret,
+        strip=False,
+    ),
+    Field(
+        "issuer_uri",
+        "str",
+        "",
+        "Issuer URI",
+        "The provider's base URL, e.g. https://pocket-id.example.com.",
+        "provider",
+        max_length=500,
+        check=_issuer,
+    ),
     Field(
         "scopes",
         "str",
         "",
         "Scopes",
         "Leave empty for automatic: openid profile email, plus groups when the provider offers it.",
+        "provider",
+        max_length=500,
+        check=_scopes,
     ),
     Field(
         "token_auth_method",
@@ -66,19 +346,50 @@ FIELDS: tuple[Field, ...] = (
         "auto",
         "Client authentication",
         "Automatic: none without a secret, else what the provider advertises.",
+        "provider",
         TOKEN_AUTH_METHODS,
+        max_length=40,
     ),
+    # Claim Mappings
     Field(
         "claim_username",
         "str",
         "preferred_username",
         "Username claim",
         "Claim holding the username; dot paths and comma-separated fallbacks allowed.",
+        "claims",
+        max_length=200,
+        check=_claim("Username claim"),
     ),
-    Field("claim_email", "str", "email", "Email claim", "Claim holding the email address."),
-    Field("claim_display_name", "str", "name", "Display name claim", "Claim holding the display name."),
     Field(
-        "claim_groups", "str", "groups", "Groups claim", "Claim holding the groups, e.g. groups or realm_access.roles."
+        "claim_email",
+        "str",
+        "email",
+        "Email claim",
+        "Claim holding the email address.",
+        "claims",
+        max_length=200,
+        check=_claim("Email claim"),
+    ),
+    Field(
+        "claim_display_name",
+        "str",
+        "name",
+        "Display name claim",
+        "Claim holding the display name.",
+        "claims",
+        max_length=200,
+        check=_claim("Display name claim"),
+    ),
+    Field(
+        "claim_groups",
+        "str",
+        "groups",
+        "Groups claim",
+        "Claim holding the groups, e.g. groups or realm_access.roles.",
+        "claims",
+        max_length=200,
+        check=_claim("Groups claim"),
     ),
     Field(
         "always_userinfo",
@@ -86,13 +397,16 @@ FIELDS: tuple[Field, ...] = (
         False,
         "Always call userinfo",
         "Fetch userinfo even when the ID token carries every mapped claim.",
+        "claims",
     ),
+    # Provisioning and Linking
     Field(
         "auto_provision",
         "bool",
         False,
         "Auto-provision new users",
         "Create an account the first time someone signs in.",
+        "provisioning",
     ),
     Field(
         "sync_profile",
@@ -100,6 +414,7 @@ FIELDS: tuple[Field, ...] = (
         True,
         "Sync profile on sign-in",
         "Update email and display name from the provider at each sign-in.",
+        "provisioning",
     ),
     Field(
         "link_by_username",
@@ -107,6 +422,7 @@ FIELDS: tuple[Field, ...] = (
         True,
         "Link local accounts by username",
         "An existing user whose username matches the provider's is linked on first sign-in.",
+        "provisioning",
     ),
     Field(
         "username_case_sensitive",
@@ -114,6 +430,7 @@ FIELDS: tuple[Field, ...] = (
         True,
         "Usernames are case-sensitive",
         "Switch off to link “Alice” to the local user “alice”.",
+        "provisioning",
     ),
     Field(
         "link_by_email",
@@ -121,23 +438,75 @@ FIELDS: tuple[Field, ...] = (
         False,
         "Link by verified email",
         "Link the one local user with the same email, only when the provider says it is verified.",
+        "provisioning",
     ),
     Field(
         "allowed_groups",
         "list",
-        [],
+        (),
         "Allowed groups",
         "If set, only members of these groups may sign in (comma-separated).",
+        "provisioning",
     ),
-    Field("default_permissions", "list", [], "Default permissions", "Given to accounts created on first sign-in."),
-    Field("default_libraries", "list", [], "Default libraries", "Libraries new accounts can see."),
+    Field(
+        "default_permissions",
+        "list",
+        (),
+        "Default permissions",
+        "Given to accounts created on first sign-in.",
+        "provisioning",
+    ),
+    Field("default_libraries", "list", (), "Default libraries", "Libraries new accounts can see.", "provisioning"),
     Field(
         "group_sync",
         "choice",
         "disabled",
         "Group sync",
         "Disabled, replace (access follows the groups) or additive (groups only grant).",
+        "provisioning",
         GROUP_SYNC_MODES,
+        max_length=20,
+    ),
+    # Session and Advanced
+    Field(
+        "public_url",
+        "str",
+        "",
+        "Public URL",
+        "The address readers use, e.g. https://books.example.com; needed behind a reverse proxy.",
+        "advanced",
+        max_length=500,
+        check=_public_url,
+    ),
+    Field(
+        "http_timeout",
+        "float",
+        10.0,
+        "HTTP timeout (seconds)",
+        "How long to wait for the provider.",
+        "advanced",
+        minimum=0.1,
+        maximum=120,
+    ),
+    Field(
+        "ca_bundle",
+        "str",
+        "",
+        "CA bundle",
+        "Path to a PEM file for a provider with a private certificate authority.",
+        "advanced",
+        max_length=500,
+        check=_ca_bundle,
+    ),
+    Field(
+        "clock_skew",
+        "int",
+        60,
+        "Clock skew (seconds)",
+        "Tolerance for token times when the clocks differ.",
+        "advanced",
+        minimum=0,
+        maximum=600,
     ),
     Field(
         "provider_logout",
@@ -145,19 +514,8 @@ FIELDS: tuple[Field, ...] = (
         True,
         "Sign out of the provider too",
         "On sign-out, also end the session at the provider when it supports it.",
+        "advanced",
     ),
-    Field(
-        "public_url",
-        "str",
-        "",
-        "Public URL",
-        "The address readers use, e.g. https://books.example.com; needed behind a reverse proxy.",
-    ),
-    Field("http_timeout", "float", 10.0, "HTTP timeout (seconds)", "How long to wait for the provider."),
-    Field(
-        "ca_bundle", "str", "", "CA bundle", "Path to a PEM file for a provider with a private certificate authority."
-    ),
-    Field("clock_skew", "int", 60, "Clock skew (seconds)", "Tolerance for token times when the clocks differ."),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -170,49 +528,21 @@ APP_ONLY_DEFAULTS: dict[str, Any] = {
     PREFIX + "LOGIN_RECORD_TTL": 31 * 24 * 3600,  # server-side login records are purged after
 }
 
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+def fields_of(section: Section) -> tuple[Field, ...]:
+    return tuple(f for f in FIELDS if f.section == section.anchor)
 
 
-def parse_value(field: Field, raw: Any) -> Any:
-    """Turn a raw value (from the environment, config or a form) into the field's type.
-
-    Raises :class:`ValueError` with a message that names the problem.
-    """
-    if field.kind == "bool":
-        if isinstance(raw, bool):
-            return raw
-        word = str(raw).strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-        raise ValueError(f"{field.label}: expected true or false, got {raw!r}")
-    if field.kind == "list":
-        if isinstance(raw, (list, tuple, set, frozenset)):
-            items = [str(v).strip() for v in raw]
-        else:
-            items = [v.strip() for v in str(raw).split(",")]
-        return [v for v in items if v]
-    if field.kind == "int":
-        try:
-            return int(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"{field.label}: expected a whole number, got {raw!r}") from None
-    if field.kind == "float":
-        try:
-            number = float(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"{field.label}: expected a number, got {raw!r}") from None
-        if not number > 0:
-            raise ValueError(f"{field.label}: must be greater than zero")
-        return number
-    if field.kind == "choice":
-        choice = str(raw).strip()
-        if choice not in field.choices:
-            raise ValueError(f"{field.label}: must be one of {', '.join(field.choices)}")
-        return choice
-    return "" if raw is None else str(raw)
+def field_named(key: str) -> Field:
+    """The setting named ``key``: ``client_id``, ``CLIENT_ID``, ``client-id`` or
+    ``BOOKLORE_OIDC_CLIENT_ID``. Raises :class:`KeyError` with the list of names."""
+    name = key.strip()
+    if name.upper().startswith(PREFIX):
+        name = name[len(PREFIX) :]
+    name = name.lower().replace("-", "_")
+    if name not in FIELDS_BY_NAME:
+        raise KeyError(f"{key!r} is not a setting; one of: {', '.join(f.name for f in FIELDS)}.")
+    return FIELDS_BY_NAME[name]
 
 
 def is_truthy(raw: str | None) -> bool:

@@ -54,6 +54,10 @@ class ProviderMetadata:
         return self.raw.get("authorization_response_iss_parameter_supported") is True
 
     @property
+    def backchannel_logout_supported(self) -> bool:
+        return self.raw.get("backchannel_logout_supported") is True
+
+    @property
     def scopes_supported(self) -> list[str] | None:
         value = self.raw.get("scopes_supported")
         return [str(v) for v in value] if isinstance(value, list) else None

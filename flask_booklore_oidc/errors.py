@@ -1,16 +1,35 @@
 """One exception family for every failure of the sign-in (SPEC §10).
 
 Each error is a value with a stable ``code``; the HTTP status, the title shown to the reader and
-the troubleshooting advice follow from the code, so a view only says *what* went wrong. Because
-:class:`OIDCError` subclasses :class:`werkzeug.exceptions.HTTPException`, a host app can also
-catch it with ``@app.errorhandler(OIDCError)``.
+the troubleshooting advice follow from the code, so a view only says *what* went wrong.
+:class:`OIDCError` subclasses :class:`werkzeug.exceptions.HTTPException`. Our routes render it
+with ``booklore_oidc/error.html``, unless the host registered ``@app.errorhandler(OIDCError)``:
+then the host's handler renders it (after our log line and ``login_failed`` signal).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from werkzeug.exceptions import HTTPException
+
+#: every error code of SPEC §10 (and ``account_inactive``, for a host that refuses a sign-in)
+ErrorCode = Literal[
+    "provider_unreachable",
+    "issuer_mismatch",
+    "invalid_state",
+    "provider_error",
+    "invalid_client",
+    "token_exchange_failed",
+    "invalid_token",
+    "access_denied_group",
+    "user_not_provisioned",
+    "account_conflict",
+    "account_inactive",
+    "local_login_disabled",
+    "oidc_disabled",
+]
 
 
 @dataclass(frozen=True)
@@ -27,7 +46,7 @@ _REDIRECT_ADVICE = (
     "Verify the Client ID has no extra spaces.",
 )
 
-ERRORS: dict[str, ErrorInfo] = {
+ERRORS: dict[ErrorCode, ErrorInfo] = {
     "provider_unreachable": ErrorInfo(
         502,
         "The sign-in provider cannot be reached",
@@ -112,6 +131,14 @@ ERRORS: dict[str, ErrorInfo] = {
             "another identity at this provider. An administrator can unlink or rename it.",
         ),
     ),
+    "account_inactive": ErrorInfo(
+        403,
+        "This account is not active",
+        (
+            "The provider signed you in, but this app does not let this account in: it may be "
+            "disabled or waiting for approval. Ask an administrator to activate it.",
+        ),
+    ),
     "local_login_disabled": ErrorInfo(
         403,
         "Local sign-in is disabled",
@@ -134,7 +161,7 @@ class OIDCError(HTTPException):
     >>> raise OIDCError("user_not_provisioned", "No account for 'alice'.")
     """
 
-    def __init__(self, error_code: str, detail: str = "") -> None:
+    def __init__(self, error_code: ErrorCode, detail: str = "") -> None:
         info = ERRORS[error_code]
         self.error_code = error_code
         self.code = info.status
@@ -145,3 +172,6 @@ class OIDCError(HTTPException):
 
     def __str__(self) -> str:
         return f"{self.error_code}: {self.detail or self.title}"
+
+
+assert set(get_args(ErrorCode)) == set(ERRORS), "every error code has its entry in ERRORS"

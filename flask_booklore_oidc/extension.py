@@ -3,50 +3,29 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from flask import Flask, current_app, g
-from sqlalchemy import MetaData, delete, event
+from flask import Flask, current_app, request
+from sqlalchemy import MetaData, event
 
+from . import identities, mapping, routes, sessions
 from .adapter import SQLAlchemyUserAdapter, UserAdapter
+from .cli import cli
 from .config import APP_ONLY_DEFAULTS, PREFIX
 from .discovery import ProviderCache
-from .models import Base, Identity, LoginRecord
-from .provisioning import GroupMapper, Provisioner
+from .identities import LinkedIdentity
+from .mapping import MappingRow
+from .models import Base
 from .secretbox import SecretBox
-from .settings import Settings, SettingsStore
+from .settings import Settings, SettingsStore, check_external
+from .state import AppState, Hooks, current_settings, current_state, save_settings
 from .transport import Transport
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class _AppState:
-    adapter: UserAdapter
-    store: SettingsStore
-    box: SecretBox
-    transport: Transport
-    cache: ProviderCache
-    schema_ready: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    last_purge: dict[str, float] = field(default_factory=dict)
-
-    def purge_due(self, what: str, every: float = 60.0) -> bool:
-        """Whether this process should delete expired ``what`` rows now: at most once per
-        ``every`` seconds, so a sign-in does not pay for a DELETE each time."""
-        now = time.monotonic()
-        with self.lock:
-            if what in self.last_purge and now - self.last_purge[what] < every:
-                return False
-            self.last_purge[what] = now
-            return True
 
 
 class BookloreOIDC:
@@ -78,7 +57,8 @@ class BookloreOIDC:
 
     Configuration keys read from ``app.config`` (each also from the environment):
     every setting of :data:`~.config.FIELDS` as ``BOOKLORE_OIDC_<NAME>`` (setting one makes it
-    read-only on the settings page), ``BOOKLORE_OIDC_CLIENT_SECRET_FILE``, and
+    read-only on the settings page; a value the settings page would refuse is refused here,
+    with the same message), ``BOOKLORE_OIDC_CLIENT_SECRET_FILE``, and
     ``BOOKLORE_OIDC_DISCOVERY_TTL`` (3600), ``BOOKLORE_OIDC_JWKS_MIN_REFETCH`` (30),
     ``BOOKLORE_OIDC_TRANSACTION_TTL`` (600), ``BOOKLORE_OIDC_LOGIN_RECORD_TTL`` (31 days).
     """
@@ -105,10 +85,10 @@ class BookloreOIDC:
             "permissions": permissions,
             "libraries": libraries,
         }
-        self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
-        self._provisioner: Provisioner | None = None
-        self._group_mapper: GroupMapper | None = None
-        self._settings_access: Callable[[Any], bool] | None = None
+        self._states: WeakKeyDictionary[Flask, AppState] = WeakKeyDictionary()
+        #: the callbacks registered with :meth:`user_provisioner`, :meth:`group_mapper` and
+        #: :meth:`settings_access`; shared by every app this object is registered on
+        self.hooks = Hooks()
         if app is not None:
             self.init_app(app)
 
@@ -132,9 +112,10 @@ class BookloreOIDC:
             )
         for key, value in APP_ONLY_DEFAULTS.items():
             app.config.setdefault(key, value)
+        check_external(app.config)
         box = SecretBox(app.config.get("SECRET_KEY") or "")
         transport = Transport()
-        self._states[app] = _AppState(
+        self._states[app] = AppState(
             adapter=adapter,
             store=SettingsStore(app.config, box),
             box=box,
@@ -144,26 +125,25 @@ class BookloreOIDC:
                 ttl=float(app.config[PREFIX + "DISCOVERY_TTL"]),
                 min_refetch=float(app.config[PREFIX + "JWKS_MIN_REFETCH"]),
             ),
+            hooks=self.hooks,
+            config=app.config,
         )
         app.extensions["booklore_oidc"] = self
         if adapter.user_class is not None:
             _forget_identities_with_user(adapter)
 
-        from .backchannel import end_ended_session, exempt_from_csrf
-        from .cli import cli
-        from .views import blueprint
-
-        app.register_blueprint(blueprint, url_prefix=opts["url_prefix"])
+        app.register_blueprint(routes.create_blueprint(), url_prefix=opts["url_prefix"])
         # Sessions ended by the provider are signed out on their next request; free for
         # anonymous requests and sessions that did not sign in through the provider.
-        app.before_request(end_ended_session)
-        exempt_from_csrf(app)
+        app.before_request(_before_request)
+        routes.exempt_from_csrf(app)
         app.cli.add_command(cli)
 
     # -- per-app state ---------------------------------------------------------------------
 
-    def _state(self, app: Flask | None = None) -> _AppState:
-        app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    def state_for(self, app: Flask) -> AppState:
+        """The :class:`~.state.AppState` of ``app`` (the web layer uses
+        :func:`~.state.current_state`)."""
         try:
             return self._states[app]
         except KeyError:
@@ -172,42 +152,30 @@ class BookloreOIDC:
     @property
     def adapter(self) -> UserAdapter:
         """The user adapter of the current app."""
-        return self._state().adapter
+        return current_state().adapter
 
     def create_all(self) -> None:
         """Create the extension's tables if they do not exist (needs an app context).
 
         Our routes also do this on their first request, so calling it is optional."""
-        state = self._state()
+        state = current_state()
         with state.lock:
             Base.metadata.create_all(bind=state.adapter.session.get_bind())
             state.schema_ready = True
 
-    def _ensure_schema(self) -> None:
-        if not self._state().schema_ready:
+    def ensure_schema(self) -> None:
+        """:meth:`create_all`, once per process."""
+        if not current_state().schema_ready:
             self.create_all()
 
     def settings(self) -> Settings:
         """The effective settings of the current app, read at most once per request."""
-        cached: Settings | None = g.get("_booklore_oidc_settings")
-        if cached is None:
-            self._ensure_schema()
-            cached = self._state().store.load(self._state().adapter.session)
-            g._booklore_oidc_settings = cached
-        return cached
+        return current_settings()
 
     def save_settings(self, changes: dict[str, Any], *, remove_secret: bool = False) -> set[str]:
-        """Store parsed settings (by lower-case name); sends ``settings_changed``."""
-        from .signals import settings_changed
-
-        self._ensure_schema()
-        state = self._state()
-        changed = state.store.save(state.adapter.session, changes, remove_secret=remove_secret)
-        g.pop("_booklore_oidc_settings", None)
-        if changed:
-            state.cache.forget()
-            settings_changed.send(current_app._get_current_object(), changed=changed)  # type: ignore[attr-defined]
-        return changed
+        """Store settings (by lower-case name), validated as the settings page validates them;
+        sends ``settings_changed`` and returns the names whose stored value changed."""
+        return save_settings(changes, remove_secret=remove_secret)
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -223,7 +191,7 @@ class BookloreOIDC:
                 db.session.add(user)
                 return user
         """
-        self._provisioner = func
+        self.hooks.provisioner = func
         return func
 
     def group_mapper(self, func: F) -> F:
@@ -241,13 +209,67 @@ class BookloreOIDC:
                     return Access(is_admin=True)
                 return access
         """
-        self._group_mapper = func
+        self.hooks.group_mapper = func
         return func
 
     def settings_access(self, func: F) -> F:
         """Decide who may open the settings page: ``func(user) -> bool``. Default: admins."""
-        self._settings_access = func
+        self.hooks.settings_access = func
         return func
+
+    def reset_hooks(self) -> None:
+        """Forget every hook registered with the decorators (the built-in behaviour again)."""
+        self.hooks.provisioner = self.hooks.group_mapper = self.hooks.settings_access = None
+
+    # -- linked identities, group mappings, sessions (need an app context) -----------------
+
+    def identities(self, user: Any = None) -> list[LinkedIdentity]:
+        """Every linked provider identity, or only ``user``'s."""
+        return identities.list_identities(current_state().adapter, user)
+
+    def link_identity(self, user: Any, subject: str, *, issuer: str | None = None) -> None:
+        """Link ``user`` to the provider identity ``subject`` (its ``sub``) as an admin would;
+        ``issuer`` defaults to the configured provider's. Raises :class:`~.errors.OIDCError`
+        (``account_conflict``) when either side is linked elsewhere."""
+        state = current_state()
+        identities.link(state.adapter, user, issuer or current_settings().issuer_uri, subject)
+
+    def unlink_identities(self, user: Any) -> int:
+        """Remove ``user``'s linked identities and end its provider sign-ins; returns how many."""
+        return identities.unlink(current_state().adapter, user)
+
+    def group_mappings(self) -> list[MappingRow]:
+        """The rows of the group mapping table, by group."""
+        return mapping.load_rows(current_state().adapter.session)
+
+    def save_group_mapping(self, row: MappingRow) -> int:
+        """Add (``row.id is None``) or change a group mapping row; returns its id. Validated as
+        the settings page validates it (:class:`ValueError`)."""
+        return mapping.save_mapping(current_state().adapter.session, row)
+
+    def delete_group_mapping(self, row_id: int) -> bool:
+        """Delete a group mapping row; False when it did not exist."""
+        return mapping.delete_mapping(current_state().adapter.session, row_id) is not None
+
+    def forget_user(self, user_id: Any) -> None:
+        """Remove every identity and login record of a deleted host user, for hosts that delete
+        users without ORM events (bulk queries); commits."""
+        db = current_state().adapter.session
+        identities.forget_user(db, str(user_id))
+        db.commit()
+
+    def end_sessions(self, user: Any) -> int:
+        """Sign ``user`` out everywhere (every login record ends); returns how many ended."""
+        state = current_state()
+        ended = sessions.end_for_user(state.adapter.session, state.adapter.get_id(user))
+        state.adapter.session.commit()
+        return ended
+
+
+def _before_request() -> None:
+    if request.endpoint in routes.CSRF_EXEMPT_ENDPOINTS:
+        routes.exempt_from_csrf(current_app._get_current_object())  # type: ignore[attr-defined]
+    sessions.check_request()
 
 
 def _forget_identities_with_user(adapter: UserAdapter) -> None:
@@ -261,5 +283,4 @@ def _forget_identities_with_user(adapter: UserAdapter) -> None:
 
 def _after_user_delete(mapper: Any, connection: Any, target: Any) -> None:
     user_id = str(mapper.primary_key_from_instance(target)[0])
-    connection.execute(delete(Identity).where(Identity.user_id == user_id))
-    connection.execute(delete(LoginRecord).where(LoginRecord.user_id == user_id))
+    identities.forget_user(connection, user_id)

@@ -86,6 +86,8 @@ class Completed:
     userinfo: Mapping[str, Any] | None = field(repr=False)
     next_url: str
     purpose: str
+    #: the provider metadata the sign-in used (so nobody asks the cache again)
+    metadata: ProviderMetadata = field(repr=False)
 
     @property
     def sid(self) -> str | None:
@@ -272,6 +274,7 @@ class SignInFlow:
             userinfo=userinfo,
             next_url=transaction.next_url,
             purpose=transaction.purpose,
+            metadata=metadata,
         )
 
     # -- steps 4 and 6 ---------------------------------------------------------------------------

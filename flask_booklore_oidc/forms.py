@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .claims import validate_mapping
-from .config import FIELDS, FIELDS_BY_NAME, parse_value
+from .config import FIELDS, Field
 from .settings import Settings
 
 
@@ -58,11 +54,6 @@ CHOICE_LABELS: dict[str, dict[str, str]] = {
     },
 }
 
-#: RFC 6749 §3.3 scope-token characters
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
 try:
     from wtforms.fields.choices import SelectChoice
 except ImportError:  # pragma: no cover - WTForms < 3.3 takes (value, label) pairs
@@ -83,29 +74,28 @@ class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]
     option_widget = CheckboxInput()
 
 
-def _setting(name: str) -> Any:
-    """The form field of one setting of :data:`~.config.FIELDS`, with its label and help text."""
-    f = FIELDS_BY_NAME[name]
+def _setting(f: Field) -> Any:
+    """The form field of one setting, with its label and help text; :meth:`Field.parse` (in
+    :meth:`SettingsForm.validate`) is its validation."""
     if f.kind == "bool":
         return BooleanField(f.label, description=f.help)
     if f.kind == "secret":
         return PasswordField(f.label, description=f.help, render_kw={"autocomplete": "new-password"})
     if f.kind == "choice":
-        labels = CHOICE_LABELS.get(name, {})
+        labels = CHOICE_LABELS.get(f.name, {})
         return SelectField(
             f.label, description=f.help, choices=select_choices([(c, labels.get(c, c)) for c in f.choices])
         )
-    if name in ("default_permissions", "default_libraries"):
+    if f.kind == "list" and f.name != "allowed_groups":  # chosen from the adapter's catalogue
         return MultiCheckboxField(f.label, description=f.help, choices=[])
     if f.kind in ("int", "float"):
-        return StringField(f.label, description=f.help, filters=[_strip], render_kw={"inputmode": "decimal"})
-    if name == "client_id":  # stray whitespace is reported, not silently removed (SPEC §4)
-        return StringField(f.label, description=f.help, render_kw={"autocomplete": "off", "spellcheck": "false"})
-    return StringField(f.label, description=f.help, filters=[_strip], render_kw={"spellcheck": "false"})
-
-
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
+        return StringField(f.label, description=f.help, render_kw={"inputmode": "decimal"})
+    render_kw: dict[str, Any] = {"spellcheck": "false"}
+    if f.max_length:
+        render_kw["maxlength"] = f.max_length
+    if f.name == "client_id":
+        render_kw["autocomplete"] = "off"
+    return StringField(f.label, description=f.help, render_kw=render_kw)
 
 
 def initial_values(settings: Settings) -> dict[str, Any]:
@@ -134,55 +124,13 @@ def _choices(catalogue: Sequence[tuple[str, str]], stored: Sequence[str]) -> lis
     return [*catalogue, *((v, f"{v} (no longer offered)") for v in stored if v not in known)]
 
 
-def http_url_problem(value: str, label: str, *, https_only: bool) -> str | None:
-    """What is wrong with ``value`` as an absolute base URL, or ``None``."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{label} must be an absolute URL such as https://{'pocket-id' if https_only else 'books'}.example.com, got {value!r}."
-    if parts.query or parts.fragment or value.endswith(("?", "#")):
-        return f"{label} must not contain a query (?…) or a fragment (#…)."
-    if https_only and parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
-        return f"{label} must be an https:// URL (http:// is allowed only for localhost, 127.0.0.1 and ::1), got {value!r}."
-    return None
-
-
-class SettingsForm(FlaskForm):  # type: ignore[misc]
-    """Every setting of SPEC §4, plus the explicit "remove the stored secret" control.
+class _SettingsFormBase(FlaskForm):  # type: ignore[misc]
+    """Every setting of :data:`~.config.FIELDS` (added by :func:`_settings_form_class`), plus
+    the explicit "remove the stored secret" control.
 
     Values set by the environment or app config are shown but never taken from the request:
     they keep their effective value, skip validation and are left out of :meth:`changes`.
     """
-
-    enabled = _setting("enabled")
-    only_mode = _setting("only_mode")
-    provider_name = _setting("provider_name")
-    client_id = _setting("client_id")
-    client_secret = _setting("client_secret")
-    remove_secret = BooleanField(
-        "Remove the stored secret", description="Turns this app into a public client (PKCE, no secret)."
-    )
-    issuer_uri = _setting("issuer_uri")
-    scopes = _setting("scopes")
-    token_auth_method = _setting("token_auth_method")
-    claim_username = _setting("claim_username")
-    claim_email = _setting("claim_email")
-    claim_display_name = _setting("claim_display_name")
-    claim_groups = _setting("claim_groups")
-    always_userinfo = _setting("always_userinfo")
-    auto_provision = _setting("auto_provision")
-    sync_profile = _setting("sync_profile")
-    link_by_username = _setting("link_by_username")
-    username_case_sensitive = _setting("username_case_sensitive")
-    link_by_email = _setting("link_by_email")
-    allowed_groups = _setting("allowed_groups")
-    default_permissions = _setting("default_permissions")
-    default_libraries = _setting("default_libraries")
-    group_sync = _setting("group_sync")
-    public_url = _setting("public_url")
-    http_timeout = _setting("http_timeout")
-    ca_bundle = _setting("ca_bundle")
-    clock_skew = _setting("clock_skew")
-    provider_logout = _setting("provider_logout")
 
     def __init__(
         self,
@@ -210,14 +158,17 @@ class SettingsForm(FlaskForm):  # type: ignore[misc]
 
     def validate(self, extra_validators: Any = None) -> bool:
         super().validate(extra_validators)
-        for name in self.locked_names:
-            self[name].errors = []
         for f in FIELDS:
-            if f.kind in ("int", "float") and f.name not in self.locked_names and not self[f.name].errors:
+            field = self[f.name]
+            if f.name in self.locked_names:
+                field.errors = []
+            elif not field.errors:
                 try:
-                    parse_value(f, self[f.name].data)
+                    f.parse(field.data if field.data is not None else "")
                 except ValueError as exc:
-                    self[f.name].errors = [str(exc)]
+                    field.errors = [str(exc)]
+        if self.remove_secret.data and self.client_secret.data:
+            self.remove_secret.errors = ["Either enter a new Client Secret or remove the stored one, not both."]
         return not any(field.errors for field in self)
 
     @property
@@ -237,7 +188,7 @@ class SettingsForm(FlaskForm):  # type: ignore[misc]
                 if raw:
                     out[f.name] = raw
                 continue
-            value = parse_value(f, raw if raw is not None else "")
+            value = f.parse(raw if raw is not None else "")
             current = getattr(self.settings, f.name)
             if (tuple(value) if f.kind == "list" else value) != current:
                 out[f.name] = value
@@ -247,92 +198,43 @@ class SettingsForm(FlaskForm):  # type: ignore[misc]
     def remove_secret_requested(self) -> bool:
         return bool(self.remove_secret.data) and "client_secret" not in self.locked_names
 
-    # -- field checks (WTForms calls validate_<name>) ---------------------------------------------
 
-    def validate_provider_name(self, field: Any) -> None:
-        if not field.data:
-            raise ValidationError("Provider Name is empty: enter the name shown on the button, e.g. Pocket ID.")
-        if len(field.data) > 100:
-            raise ValidationError("Provider Name is longer than 100 characters.")
-
-    def validate_client_id(self, field: Any) -> None:
-        value = field.data or ""
-        for index, char in enumerate(value):
-            if char.isspace():
-                where = "at the start" if index == 0 else "at the end" if index == len(value) - 1 else "inside it"
-                raise ValidationError(
-                    f"Client ID contains whitespace ({_describe_space(char)} {where}): copy it again from the provider, "
-                    "without spaces."
-                )
-        if len(value) > 255:
-            raise ValidationError("Client ID is longer than 255 characters.")
-
-    def validate_client_secret(self, field: Any) -> None:
-        value = field.data or ""
-        if value and value != value.strip():
-            raise ValidationError(
-                "Client Secret starts or ends with whitespace: copy it again from the provider, without spaces."
+def _settings_form_class() -> type[_SettingsFormBase]:
+    attributes: dict[str, Any] = {}
+    for f in FIELDS:
+        attributes[f.name] = _setting(f)
+        if f.kind == "secret":
+            attributes["remove_secret"] = BooleanField(
+                "Remove the stored secret", description="Turns this app into a public client (PKCE, no secret)."
             )
-        if len(value) > 1000:
-            raise ValidationError("Client Secret is longer than 1000 characters.")
-
-    def validate_remove_secret(self, field: Any) -> None:
-        if field.data and self.client_secret.data:
-            raise ValidationError("Either enter a new Client Secret or remove the stored one, not both.")
-
-    def validate_issuer_uri(self, field: Any) -> None:
-        value = field.data or ""
-        if not value:
-            return
-        if value.rstrip("/").endswith("/.well-known/openid-configuration"):
-            raise ValidationError(
-                "Issuer URI: enter the provider's base URL, without /.well-known/openid-configuration."
-            )
-        problem = http_url_problem(value, "Issuer URI", https_only=True)
-        if problem:
-            raise ValidationError(problem)
-
-    def validate_scopes(self, field: Any) -> None:
-        for scope in (field.data or "").replace(",", " ").split():
-            if not _SCOPE_TOKEN.match(scope):
-                raise ValidationError(f"Scopes: {scope!r} is not a valid scope name.")
-
-    def _claim(self, field: Any) -> None:
-        problem = validate_mapping(field.data or "")
-        if problem:
-            raise ValidationError(f"{field.label.text}: {problem}.")
-
-    validate_claim_username = _claim
-    validate_claim_email = _claim
-    validate_claim_display_name = _claim
-    validate_claim_groups = _claim
-
-    def validate_public_url(self, field: Any) -> None:
-        if field.data:
-            problem = http_url_problem(field.data, "Public URL", https_only=False)
-            if problem:
-                raise ValidationError(problem)
-
-    def validate_http_timeout(self, field: Any) -> None:
-        try:
-            value = float(field.data)
-        except (TypeError, ValueError):
-            return  # parse_value reports it
-        if value > 120:
-            raise ValidationError("HTTP timeout (seconds) must be at most 120.")
-
-    def validate_clock_skew(self, field: Any) -> None:
-        try:
-            value = int(field.data)
-        except (TypeError, ValueError):
-            return  # parse_value reports it
-        if not 0 <= value <= 600:
-            raise ValidationError("Clock skew (seconds) must be between 0 and 600.")
-
-    def validate_ca_bundle(self, field: Any) -> None:
-        if field.data and not os.path.isfile(field.data):
-            raise ValidationError(f"CA bundle: there is no file at {field.data} on this server.")
+    return type("SettingsForm", (_SettingsFormBase,), attributes)
 
 
-def _describe_space(char: str) -> str:
-    return {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a line break"}.get(char, "a blank character")
+#: The settings page's form: one field per setting of :data:`~.config.FIELDS`.
+SettingsForm = _settings_form_class()
+
+
+# -- the group mapping table and the linked identities ---------------------------------------------
+
+
+def _no_surrounding_space(form: Any, field: Any) -> None:
+    if field.data and field.data != field.data.strip():
+        raise ValidationError("Group value has spaces at the start or end; groups are matched exactly.")
+
+
+class GroupMappingForm(FlaskForm):  # type: ignore[misc]
+    group_value = StringField(
+        "Group",
+        validators=[DataRequired("Group value is required."), Length(max=255), _no_surrounding_space],
+        description="The exact group name the provider sends, e.g. readers.",
+    )
+    description = StringField("Description", validators=[Length(max=500)], description="For you: what this group is.")
+    grant_admin = BooleanField("Grant admin", description="Members become administrators.")
+    permissions = MultiCheckboxField("Permissions", choices=[])
+    libraries = MultiCheckboxField("Libraries", choices=[])
+
+
+class ConfirmForm(FlaskForm):  # type: ignore[misc]
+    """A delete or unlink button: its CSRF token, and ``confirm=yes`` once a warning was shown."""
+
+    confirm = HiddenField()

@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.orm import Session
 
+from . import sessions
 from .adapter import UserAdapter
 from .claims import Identity as ClaimedIdentity
 from .errors import OIDCError
-from .models import Identity, LoginRecord, utcnow
+from .models import Identity, utcnow
 from .settings import Settings
 from .signals import account_linked
 
@@ -29,24 +31,44 @@ class LinkedIdentity:
     last_login_at: datetime | None
 
 
-def list_identities(adapter: UserAdapter) -> list[LinkedIdentity]:
-    rows = adapter.session.execute(select(Identity).order_by(Identity.linked_at)).scalars().all()
-    out = []
-    for row in rows:
-        user = adapter.get_by_id(row.user_id)
-        out.append(
-            LinkedIdentity(
-                id=row.id,
-                user_id=row.user_id,
-                username=adapter.get_username(user) if user is not None else None,
-                issuer=row.issuer,
-                subject=row.subject,
-                linked_at=row.linked_at,
-                linked_by=row.linked_by,
-                last_login_at=row.last_login_at,
-            )
-        )
-    return out
+def _linked(adapter: UserAdapter, row: Identity) -> LinkedIdentity:
+    user = adapter.get_by_id(row.user_id)
+    return LinkedIdentity(
+        id=row.id,
+        user_id=row.user_id,
+        username=adapter.get_username(user) if user is not None else None,
+        issuer=row.issuer,
+        subject=row.subject,
+        linked_at=row.linked_at,
+        linked_by=row.linked_by,
+        last_login_at=row.last_login_at,
+    )
+
+
+def list_identities(adapter: UserAdapter, user: Any = None) -> list[LinkedIdentity]:
+    """Every linked identity, oldest first; only ``user``'s when given."""
+    query = select(Identity).order_by(Identity.linked_at, Identity.id)
+    if user is not None:
+        query = query.where(Identity.user_id == adapter.get_id(user))
+    return [_linked(adapter, row) for row in adapter.session.execute(query).scalars()]
+
+
+def get_identity(adapter: UserAdapter, identity_id: int) -> LinkedIdentity | None:
+    row = adapter.session.get(Identity, identity_id)
+    return _linked(adapter, row) if row is not None else None
+
+
+def unlink_one(adapter: UserAdapter, identity_id: int) -> bool:
+    """Remove one linked identity and end the sign-ins made with it; commits. False when it
+    was already gone."""
+    session = adapter.session
+    row = session.get(Identity, identity_id)
+    if row is None:
+        return False
+    sessions.forget_identity(session, row.user_id, row.issuer, row.subject)
+    session.delete(row)
+    session.commit()
+    return True
 
 
 def link(adapter: UserAdapter, user: Any, issuer: str, subject: str) -> None:
@@ -87,7 +109,7 @@ def unlink(adapter: UserAdapter, user: Any) -> int:
     session = adapter.session
     user_id = adapter.get_id(user)
     removed = session.execute(delete(Identity).where(Identity.user_id == user_id)).rowcount  # type: ignore[attr-defined]
-    session.execute(delete(LoginRecord).where(LoginRecord.user_id == user_id))
+    sessions.forget_user(session, user_id)
     session.commit()
     return int(removed or 0)
 
@@ -109,3 +131,9 @@ def unlink_warning(adapter: UserAdapter, settings: Settings, user: Any) -> str |
             "after unlinking, they cannot get in until you set a password or link them again."
         )
     return None
+
+
+def forget_user(db: Session | Connection, user_id: str) -> None:
+    """Remove the identities and login records of a host user that is gone. Does not commit."""
+    db.execute(delete(Identity).where(Identity.user_id == user_id))
+    sessions.forget_user(db, user_id)

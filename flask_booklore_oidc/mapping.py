@@ -79,3 +79,46 @@ def compute_access(
         current.permissions | merged.permissions,
         current.libraries | merged.libraries,
     )
+
+
+# -- writing rows (the settings page, the CLI, hosts and their seed scripts) -----------------------
+
+#: the longest group value and description a row accepts (the columns' lengths)
+MAX_GROUP_LENGTH = 255
+MAX_DESCRIPTION_LENGTH = 500
+
+
+def save_mapping(session: Session, row: MappingRow) -> int:
+    """Insert ``row`` (``id`` is ``None``) or update the row with its ``id``; commits and
+    returns the id. Raises :class:`ValueError` for a value the settings page would refuse, and
+    :class:`LookupError` when the row to update no longer exists."""
+    if not row.group or row.group != row.group.strip() or len(row.group) > MAX_GROUP_LENGTH:
+        raise ValueError(f"Group value must be 1 to {MAX_GROUP_LENGTH} characters without spaces at the start or end.")
+    if len(row.description) > MAX_DESCRIPTION_LENGTH:
+        raise ValueError(f"Description is longer than {MAX_DESCRIPTION_LENGTH} characters.")
+    if row.id is None:
+        stored = GroupMapping()
+        session.add(stored)
+    else:
+        found = session.get(GroupMapping, row.id)
+        if found is None:
+            raise LookupError(f"There is no group mapping {row.id}.")
+        stored = found
+    stored.group_value = row.group
+    stored.description = row.description.strip()
+    stored.grant_admin = row.grant_admin
+    stored.permissions = json.dumps(sorted(row.permissions))
+    stored.libraries = json.dumps(sorted(row.libraries))
+    session.commit()
+    return stored.id
+
+
+def delete_mapping(session: Session, row_id: int) -> MappingRow | None:
+    """Delete the row ``row_id``; commits. Returns what it held, or ``None`` if it was gone."""
+    stored = session.get(GroupMapping, row_id)
+    if stored is None:
+        return None
+    removed = MappingRow(stored.group_value, stored.description, stored.grant_admin, id=row_id)
+    session.delete(stored)
+    session.commit()
+    return removed

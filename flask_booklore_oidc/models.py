@@ -8,17 +8,21 @@ new user and the identity linked to it are written in one transaction.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
+    Column,
     DateTime,
-    Float,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .config import FIELDS
 
 
 def utcnow() -> datetime:
@@ -32,43 +36,27 @@ class Base(DeclarativeBase):
 class SettingsRow(Base):
     """The one row (``id = 1``) of settings saved from the settings page or the CLI.
 
-    A ``NULL`` column means "not set here": the value comes from configuration or the default.
+    One nullable column per setting of :data:`~.config.FIELDS` (its type and length from there);
+    ``NULL`` means "not set here": the value comes from configuration or the default.
     ``version`` grows on every save, so every process notices a change on its next request.
     """
 
-    __tablename__ = "booklore_oidc_settings"
+    __table__ = Table(
+        "booklore_oidc_settings",
+        Base.metadata,
+        Column("id", Integer, primary_key=True),
+        Column("version", Integer, nullable=False, default=1),
+        Column("updated_at", DateTime, nullable=False, default=utcnow),
+        *(Column(f.name, f.column_type()) for f in FIELDS),
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    if TYPE_CHECKING:
+        id: int
+        version: int
+        updated_at: datetime
+        client_secret: str | None  # a Fernet token, never plain text
 
-    enabled: Mapped[bool | None] = mapped_column(Boolean)
-    only_mode: Mapped[bool | None] = mapped_column(Boolean)
-    provider_name: Mapped[str | None] = mapped_column(String(100))
-    client_id: Mapped[str | None] = mapped_column(String(255))
-    client_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token, never plain text
-    issuer_uri: Mapped[str | None] = mapped_column(String(500))
-    scopes: Mapped[str | None] = mapped_column(String(500))
-    token_auth_method: Mapped[str | None] = mapped_column(String(40))
-    claim_username: Mapped[str | None] = mapped_column(String(200))
-    claim_email: Mapped[str | None] = mapped_column(String(200))
-    claim_display_name: Mapped[str | None] = mapped_column(String(200))
-    claim_groups: Mapped[str | None] = mapped_column(String(200))
-    always_userinfo: Mapped[bool | None] = mapped_column(Boolean)
-    auto_provision: Mapped[bool | None] = mapped_column(Boolean)
-    sync_profile: Mapped[bool | None] = mapped_column(Boolean)
-    link_by_username: Mapped[bool | None] = mapped_column(Boolean)
-    username_case_sensitive: Mapped[bool | None] = mapped_column(Boolean)
-    link_by_email: Mapped[bool | None] = mapped_column(Boolean)
-    allowed_groups: Mapped[str | None] = mapped_column(Text)  # JSON list
-    default_permissions: Mapped[str | None] = mapped_column(Text)  # JSON list
-    default_libraries: Mapped[str | None] = mapped_column(Text)  # JSON list
-    group_sync: Mapped[str | None] = mapped_column(String(20))
-    provider_logout: Mapped[bool | None] = mapped_column(Boolean)
-    public_url: Mapped[str | None] = mapped_column(String(500))
-    http_timeout: Mapped[float | None] = mapped_column(Float)
-    ca_bundle: Mapped[str | None] = mapped_column(String(500))
-    clock_skew: Mapped[int | None] = mapped_column(Integer)
+        def __init__(self, **values: Any) -> None: ...
 
 
 class Identity(Base):

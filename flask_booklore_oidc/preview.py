@@ -1,4 +1,4 @@
-"""The settings page's test sign-in (SPEC §3, issue 3): a real sign-in with the saved or the
+"""The settings page's test sign-in (SPEC §3): a real sign-in with the saved or the
 unsaved settings that signs nobody in and writes nothing, and shows the claims, what each
 mapping resolved to, the matching group rows, the resulting access and which §6 rule would
 pick the user. Only for whoever may open the settings page.
@@ -8,28 +8,29 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import redirect, render_template, request, session
+from flask import redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Row
 
+from . import rules, sessions
 from .adapter import Access, UserAdapter
-from .admin import _form, _page, _refusal, _submitted, _who, admin_only, merged_settings, refused_form_page
 from .claims import Identity, resolve_claim
 from .errors import ERRORS, OIDCError
 from .flow import Completed
 from .mapping import MappingRow, load_rows
-from .provisioning import Decision, Resolver
+from .pages import admin_only, refusal, refused_form_page, settings_form, settings_page, submitted, who
+from .provisioning import Decision, Resolver, Rule
 from .secretbox import InvalidToken
 from .settings import Settings
+from .signin import flow_for
+from .state import current_settings, current_state
 from .urls import external_url
-from .views import BROWSER_KEY, _ext, _flow, blueprint
 
 log = logging.getLogger(__name__)
 
@@ -40,55 +41,40 @@ PREVIEW = "preview"
 # -- test sign-in ----------------------------------------------------------------------------------
 
 
-def _preview_problem(settings: Settings) -> str | None:
-    if settings.force_disabled:
-        return "Test sign-in is off while FORCE_DISABLE_OIDC is set."
-    if not (settings.client_id and settings.issuer_uri):
-        return "Test sign-in needs the Client ID and the Issuer URI."
-    if settings.secret_unreadable:
-        return "Test sign-in needs the Client Secret: the stored one cannot be decrypted; enter it again."
-    return None
-
-
-@blueprint.route("/settings/oidc/preview", methods=["GET", "POST"])
 @admin_only
 def preview() -> ResponseReturnValue:
     """Test sign-in: a real sign-in at the provider, with the saved settings (GET) or the
     unsaved form values (POST), that signs nobody in and writes nothing (see :func:`finish_preview`)."""
-    ext = _ext()
-    saved = ext.settings()
-    form = _form(saved)
+    state = current_state()
+    saved = current_settings()
+    form = settings_form(saved)
     override: str | None = None
     merged = saved
     if request.method == "POST":
-        submitted = _submitted(form, saved)
-        if submitted is None:
-            return refused_form_page(form, saved)
-        changes, remove, merged = submitted
+        posted = submitted(form, saved)
+        if posted is None:
+            return refused_form_page(form)
+        merged = posted.merged
         # The unsaved values travel with the transaction, encrypted: they may hold a secret.
-        override = ext._state().box.seal(json.dumps({"changes": changes, "remove_secret": remove}))
-    problem = _preview_problem(merged)
+        override = state.box.seal(json.dumps({"changes": posted.changes, "remove_secret": posted.remove_secret}))
+    problem = rules.preview_problem(merged)
     if problem:
-        return _page(form, saved, status=409, merged=merged, alert=problem)
-    browser_key = session.get(BROWSER_KEY)
-    if not browser_key:
-        browser_key = session[BROWSER_KEY] = secrets.token_urlsafe(32)
+        return settings_page(form, status=409, merged=merged, alert=problem)
     try:
-        url = _flow(merged).begin(
+        url = flow_for(state, merged).begin(
             redirect_uri=external_url(merged, "booklore_oidc.callback"),
-            browser_key=browser_key,
+            browser_key=sessions.browser_key(),
             purpose=PREVIEW,
             settings_override=override,
         )
     except OIDCError as error:
-        return _page(
+        return settings_page(
             form,
-            saved,
             status=error.code or 502,
             merged=merged,
             alert=f"Test sign-in could not start: {error.detail or error.title}",
         )
-    log.info("Test sign-in started by %s.", _who())
+    log.info("Test sign-in started by %s.", who())
     return redirect(url)
 
 
@@ -96,13 +82,11 @@ def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
     """The callback of a test sign-in (its ``transaction`` already taken): verify everything as
     a sign-in would, then show what would happen, without signing anyone in or writing
     anything. Only for admins."""
-    refusal = _refusal()
-    if refusal is not None:
-        return refusal
-    ext = _ext()
-    state = ext._state()
-    saved = ext.settings()
-    merged = saved
+    refused = refusal()
+    if refused is not None:
+        return refused
+    state = current_state()
+    merged = saved = current_settings()
     sealed = transaction.settings_override
     if sealed:
         try:
@@ -110,15 +94,15 @@ def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
         except InvalidToken:
             error = OIDCError("invalid_state", "The test sign-in's settings cannot be read; start it again.")
             return render_template("booklore_oidc/preview.html", preview=None, error=error), 400
-        merged = merged_settings(saved, override["changes"], remove_secret=bool(override["remove_secret"]))
+        merged = saved.with_changes(override["changes"], remove_secret=bool(override["remove_secret"]))
     try:
-        completed = _flow(merged).complete(request.args, transaction=transaction)
+        completed = flow_for(state, merged).complete(request.args, transaction=transaction)
     except OIDCError as error:
-        log.info("Test sign-in by %s failed: %s", _who(), error)
+        log.info("Test sign-in by %s failed: %s", who(), error)
         return render_template("booklore_oidc/preview.html", preview=None, error=error), error.code or 500
-    report = build_preview(state.adapter, merged, completed, load_rows(state.adapter.session), ext._group_mapper)
+    report = build_preview(state.adapter, merged, completed, load_rows(state.adapter.session), state.hooks.group_mapper)
     state.adapter.session.rollback()  # deciding only reads; make sure nothing lingers
-    log.info("Test sign-in by %s: rule %s.", _who(), report.decision.rule)
+    log.info("Test sign-in by %s: rule %s.", who(), report.decision.rule)
     return render_template("booklore_oidc/preview.html", preview=report, error=None)
 
 
@@ -238,14 +222,10 @@ def build_preview(
     if current_access is not None:
         planned = resolver.planned_access(identity, current_access)
         result_access = planned or current_access
-        if (
-            decision.new_user is None
-            and current_access.is_admin
-            and not result_access.is_admin
-            and adapter.count_admins() <= 1
-        ):
-            last_admin_kept = True
-            result_access = Access(True, result_access.permissions, result_access.libraries)
+        if decision.new_user is None and current_access.is_admin and not result_access.is_admin:
+            kept = rules.keep_last_admin(current_access, result_access, adapter.count_admins())
+            last_admin_kept = kept != result_access
+            result_access = kept
 
     return PreviewReport(
         identity=identity,
@@ -268,13 +248,13 @@ def build_preview(
 
 def _summary(decision: Decision, user_name: str | None) -> str:
     rule = decision.rule
-    if rule == "identity":
+    if rule == Rule.IDENTITY:
         return f"Signs in as {user_name}: this provider identity is already linked to that account."
-    if rule == "username":
+    if rule == Rule.USERNAME:
         return f"Links the existing account {user_name} (same username) to this identity and signs in."
-    if rule == "email":
+    if rule == Rule.EMAIL:
         return f"Links the existing account {user_name} (same verified email) to this identity and signs in."
-    if rule == "provisioned":
+    if rule == Rule.PROVISIONED:
         assert decision.new_user is not None
         return f"Creates the new account {decision.new_user.username} and signs in."
     assert decision.error is not None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +28,7 @@ from .errors import OIDCError
 from .mapping import MappingRow, compute_access, matching
 from .models import Identity as IdentityRow
 from .models import utcnow
+from .rules import keep_last_admin
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,16 +38,26 @@ Provisioner = Callable[[Identity, NewUser], Any]
 #: ``@oidc.group_mapper``: (identity, access computed by the built-in mapping or None) -> Access or None
 GroupMapper = Callable[[Identity, "Access | None"], "Access | None"]
 
-RULES = ("refused", "identity", "username", "email", "provisioned", "not_provisioned", "conflict")
+
+class Rule(StrEnum):
+    """Which rule of §6 decided: the first four sign someone in, the others refuse."""
+
+    IDENTITY = "identity"
+    USERNAME = "username"
+    EMAIL = "email"
+    PROVISIONED = "provisioned"
+    REFUSED = "refused"
+    CONFLICT = "conflict"
+    NOT_PROVISIONED = "not_provisioned"
 
 
 @dataclass(frozen=True)
 class Decision:
     """What §6 decides for an identity, before anything is written."""
 
-    #: "identity", "username", "email", "provisioned"; or "refused" (allowed groups),
-    #: "conflict", "not_provisioned" with ``error`` set
-    rule: str
+    #: identity, username, email, provisioned; or refused (allowed groups), conflict,
+    #: not_provisioned with ``error`` set
+    rule: Rule
     user: Any = None
     error: OIDCError | None = None
     #: the new user's proposal when ``rule == "provisioned"``
@@ -59,8 +71,8 @@ class Decision:
 @dataclass(frozen=True)
 class Resolution:
     user: Any
-    #: the rule that picked the user: "identity", "username", "email" or "provisioned"
-    rule: str
+    #: the rule that picked the user: identity, username, email or provisioned
+    rule: Rule
     #: the access group sync applied, if it ran
     access: Access | None = None
 
@@ -109,7 +121,7 @@ class Resolver:
         adapter, settings = self.adapter, self.settings
         if settings.allowed_groups and not set(identity.groups or ()) & set(settings.allowed_groups):
             return Decision(
-                "refused",
+                Rule.REFUSED,
                 error=OIDCError(
                     "access_denied_group",
                     f"{identity.username or identity.subject} is not a member of an allowed group "
@@ -122,7 +134,7 @@ class Resolver:
         if row is not None:
             user = adapter.get_by_id(row.user_id)
             if user is not None:
-                return Decision("identity", user=user, row=row)
+                return Decision(Rule.IDENTITY, user=user, row=row)
             stale = row  # the user was deleted outside the ORM: forget the identity
 
         if settings.link_by_username and identity.username:
@@ -130,7 +142,7 @@ class Resolver:
             if user is not None:
                 if self._linked_elsewhere(user, identity):
                     return Decision(
-                        "conflict",
+                        Rule.CONFLICT,
                         user=user,
                         error=OIDCError(
                             "account_conflict",
@@ -138,14 +150,14 @@ class Resolver:
                             "at this provider.",
                         ),
                     )
-                return Decision("username", user=user, stale_row=stale)
+                return Decision(Rule.USERNAME, user=user, stale_row=stale)
 
         if settings.link_by_email and identity.email and identity.email_verified:
             matches = adapter.find_by_email(identity.email)
             if len(matches) == 1:
                 if self._linked_elsewhere(matches[0], identity):
                     return Decision(
-                        "conflict",
+                        Rule.CONFLICT,
                         user=matches[0],
                         error=OIDCError(
                             "account_conflict",
@@ -153,14 +165,14 @@ class Resolver:
                             "at this provider.",
                         ),
                     )
-                return Decision("email", user=matches[0], stale_row=stale)
+                return Decision(Rule.EMAIL, user=matches[0], stale_row=stale)
             if len(matches) > 1:
                 log.warning("Not linking by email: %d accounts share %s.", len(matches), identity.email)
 
         if settings.auto_provision:
             if not identity.username:
                 return Decision(
-                    "not_provisioned",
+                    Rule.NOT_PROVISIONED,
                     error=OIDCError(
                         "user_not_provisioned",
                         f"The provider sent no username (claim {settings.claim_username!r}), so no account can be created.",
@@ -168,7 +180,7 @@ class Resolver:
                 )
             if adapter.get_by_username(identity.username, case_sensitive=False) is not None:
                 return Decision(
-                    "conflict",
+                    Rule.CONFLICT,
                     error=OIDCError(
                         "account_conflict",
                         f"The username {identity.username!r} is taken by an account that may not be linked automatically.",
@@ -176,7 +188,7 @@ class Resolver:
                 )
             if identity.email and adapter.find_by_email(identity.email):
                 return Decision(
-                    "conflict",
+                    Rule.CONFLICT,
                     error=OIDCError(
                         "account_conflict",
                         f"The email address {identity.email} belongs to an account that may not be linked automatically.",
@@ -188,10 +200,10 @@ class Resolver:
                 display_name=identity.display_name or identity.username,
                 access=default_access(settings),
             )
-            return Decision("provisioned", new_user=new, stale_row=stale)
+            return Decision(Rule.PROVISIONED, new_user=new, stale_row=stale)
 
         return Decision(
-            "not_provisioned",
+            Rule.NOT_PROVISIONED,
             error=OIDCError(
                 "user_not_provisioned",
                 f"There is no account here for the provider's user {identity.username or identity.subject!r}.",
@@ -246,11 +258,11 @@ class Resolver:
         if decision.stale_row is not None:
             session.delete(decision.stale_row)
             session.flush()
-        if decision.rule == "identity":
+        if decision.rule == Rule.IDENTITY:
             user = decision.user
             assert decision.row is not None
             decision.row.last_login_at = utcnow()
-        elif decision.rule in ("username", "email"):
+        elif decision.rule in (Rule.USERNAME, Rule.EMAIL):
             user = decision.user
             self._add_identity(user, identity, decision.rule)
             log.info(
@@ -264,9 +276,9 @@ class Resolver:
             new = decision.new_user
             user = self.provisioner(identity, new) if self.provisioner else adapter.create_user(new)
             session.flush()
-            self._add_identity(user, identity, "provisioned")
+            self._add_identity(user, identity, Rule.PROVISIONED)
             log.info("Created the account %s for the provider identity %s.", new.username, identity.subject)
-        if self.settings.sync_profile and decision.rule != "provisioned":
+        if self.settings.sync_profile and decision.rule != Rule.PROVISIONED:
             self._sync_profile(user, identity)
         return Resolution(user, decision.rule, self._sync_access(user, identity))
 
@@ -302,9 +314,11 @@ class Resolver:
         access = self.planned_access(identity, current)
         if access is None:
             return None
-        if current.is_admin and not access.is_admin and self.adapter.count_admins() <= 1:
-            log.warning("Not removing admin from %s: it is the last admin.", self.adapter.get_username(user))
-            access = Access(True, access.permissions, access.libraries)
+        if current.is_admin and not access.is_admin:
+            kept = keep_last_admin(current, access, self.adapter.count_admins())
+            if kept != access:
+                log.warning("Not removing admin from %s: it is the last admin.", self.adapter.get_username(user))
+                access = kept
         if access != current:
             self.adapter.apply_access(user, access)
         return access

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .config import FIELDS, FIELDS_BY_NAME, Field, is_truthy, parse_value
+from .config import FIELDS, FIELDS_BY_NAME, Field, is_truthy
 from .models import SettingsRow, utcnow
 from .secretbox import InvalidToken, SecretBox
 
@@ -30,37 +30,46 @@ SOURCE_DB = "database"
 SOURCE_DEFAULT = "default"
 
 
+def _default(name: str) -> Any:
+    default = FIELDS_BY_NAME[name].default
+    return tuple(default) if isinstance(default, (list, tuple)) else default
+
+
 @dataclass(frozen=True)
 class Settings:
-    """One consistent snapshot of every setting. Read-only; save through the store."""
+    """One consistent snapshot of every setting. Read-only; save through the store.
 
-    enabled: bool = False
-    only_mode: bool = False
-    provider_name: str = "OIDC"
-    client_id: str = ""
-    client_secret: str = field(default="", repr=False)
-    issuer_uri: str = ""
-    scopes: str = ""
-    token_auth_method: str = "auto"
-    claim_username: str = "preferred_username"
-    claim_email: str = "email"
-    claim_display_name: str = "name"
-    claim_groups: str = "groups"
-    always_userinfo: bool = False
-    auto_provision: bool = False
-    sync_profile: bool = True
-    link_by_username: bool = True
-    username_case_sensitive: bool = True
-    link_by_email: bool = False
-    allowed_groups: tuple[str, ...] = ()
-    default_permissions: tuple[str, ...] = ()
-    default_libraries: tuple[str, ...] = ()
-    group_sync: str = "disabled"
-    provider_logout: bool = True
-    public_url: str = ""
-    http_timeout: float = 10.0
-    ca_bundle: str = ""
-    clock_skew: int = 60
+    The attributes are the settings of :data:`~.config.FIELDS`, typed for the code that reads
+    them; their defaults come from there (an import-time check keeps the two lists equal).
+    """
+
+    enabled: bool = _default("enabled")
+    only_mode: bool = _default("only_mode")
+    provider_name: str = _default("provider_name")
+    client_id: str = _default("client_id")
+    client_secret: str = field(default=_default("client_secret"), repr=False)
+    issuer_uri: str = _default("issuer_uri")
+    scopes: str = _default("scopes")
+    token_auth_method: str = _default("token_auth_method")
+    claim_username: str = _default("claim_username")
+    claim_email: str = _default("claim_email")
+    claim_display_name: str = _default("claim_display_name")
+    claim_groups: str = _default("claim_groups")
+    always_userinfo: bool = _default("always_userinfo")
+    auto_provision: bool = _default("auto_provision")
+    sync_profile: bool = _default("sync_profile")
+    link_by_username: bool = _default("link_by_username")
+    username_case_sensitive: bool = _default("username_case_sensitive")
+    link_by_email: bool = _default("link_by_email")
+    allowed_groups: tuple[str, ...] = _default("allowed_groups")
+    default_permissions: tuple[str, ...] = _default("default_permissions")
+    default_libraries: tuple[str, ...] = _default("default_libraries")
+    group_sync: str = _default("group_sync")
+    public_url: str = _default("public_url")
+    http_timeout: float = _default("http_timeout")
+    ca_bundle: str = _default("ca_bundle")
+    clock_skew: int = _default("clock_skew")
+    provider_logout: bool = _default("provider_logout")
 
     #: where each value came from: "environment", "configuration", "database" or "default"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -92,9 +101,25 @@ class Settings:
         """True when the value is set by the environment or app config (read-only on the page)."""
         return self.sources.get(name) in (SOURCE_ENV, SOURCE_CONFIG)
 
+    def with_changes(self, changes: Mapping[str, Any], *, remove_secret: bool = False) -> Settings:
+        """These settings with unsaved ``changes`` (parsed values by name) applied, as Test
+        Connection and Test sign-in use them; a blank secret keeps the stored one."""
+        updates: dict[str, Any] = {
+            name: tuple(value) if FIELDS_BY_NAME[name].kind == "list" else value for name, value in changes.items()
+        }
+        if not updates.get("client_secret"):
+            updates.pop("client_secret", None)
+        merged = replace(self, **updates)
+        if remove_secret:
+            return replace(merged, client_secret="", secret_unreadable=False)
+        if updates.get("client_secret"):
+            return replace(merged, secret_unreadable=False)
+        return merged
 
-_SETTING_NAMES = {f.name for f in fields(Settings)} & set(FIELDS_BY_NAME)
-assert set(FIELDS_BY_NAME) == _SETTING_NAMES, "Settings and config.FIELDS must list the same names"
+
+_SETTING_NAMES = [f.name for f in fields(Settings)][: len(FIELDS)]
+if [f.name for f in FIELDS] != _SETTING_NAMES:  # pragma: no cover - caught by the first import
+    raise AssertionError("Settings must declare the settings of config.FIELDS, in the same order")
 
 
 def _from_column(f: Field, raw: Any) -> Any:
@@ -107,6 +132,31 @@ def _to_column(f: Field, value: Any) -> Any:
     if f.kind == "list":
         return json.dumps(list(value))
     return value
+
+
+def external_value(f: Field, source: Mapping[str, Any]) -> Any:
+    """The raw value of ``f`` in an environment or config mapping, or ``None``."""
+    if source.get(f.key) is not None:
+        return source[f.key]
+    if f.kind == "secret" and source.get(f.key + "_FILE"):
+        return _read_secret_file(source[f.key + "_FILE"])
+    return None
+
+
+def check_external(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
+    """Refuse (with :class:`ValueError`) a setting given in the environment or ``app.config``
+    that the settings page would refuse, with the same message, naming the key."""
+    environ = os.environ if environ is None else environ
+    for f in FIELDS:
+        for where, mapping in (("environment", environ), ("app configuration", config)):
+            raw = external_value(f, mapping)
+            if raw is None:
+                continue
+            try:
+                f.parse(raw)
+            except ValueError as exc:
+                raise ValueError(f"{f.key} in the {where}: {exc}") from None
+            break
 
 
 class SettingsStore:
@@ -125,21 +175,21 @@ class SettingsStore:
     def _external(self, f: Field) -> tuple[str, Any] | None:
         """The value given by the environment or app config, if any, as (source, raw)."""
         for source, mapping in ((SOURCE_ENV, self._environ), (SOURCE_CONFIG, self._config)):
-            if mapping.get(f.key) is not None:
-                return source, mapping[f.key]
-            if f.kind == "secret" and mapping.get(f.key + "_FILE"):
-                return source, _read_secret_file(mapping[f.key + "_FILE"])
+            raw = external_value(f, mapping)
+            if raw is not None:
+                return source, raw
         return None
 
     def load(self, session: Session) -> Settings:
         """The current settings; one small query, a full re-parse only after a change."""
         # The version alone, as a plain column read: the whole row only after a change.
-        version = session.execute(select(SettingsRow.version).where(SettingsRow.id == 1)).scalar_one_or_none() or 0
+        columns = SettingsRow.__table__.c
+        version = session.execute(select(columns.version).where(columns.id == 1)).scalar_one_or_none() or 0
         with self._lock:
             if self._cached is not None and self._cached_version == version:
                 return self._cached
         row = session.execute(
-            select(SettingsRow).where(SettingsRow.id == 1).execution_options(populate_existing=True)
+            select(SettingsRow).where(columns.id == 1).execution_options(populate_existing=True)
         ).scalar_one_or_none()
         version = row.version if row is not None else 0
         settings = self._build(row)
@@ -156,10 +206,10 @@ class SettingsStore:
             if external is not None:
                 source, raw = external
                 try:
-                    value = parse_value(f, raw)
+                    value = f.parse(raw)
                 except ValueError as exc:
-                    # A bad value in the environment must not take the app down: fall back to
-                    # the default and say so in the log, where the operator set it.
+                    # init_app refuses such a value (check_external); one set after start-up
+                    # falls back to the default, said in the log where the operator looks.
                     log.error("Ignoring %s from the %s: %s", f.key, source, exc)
                     continue
                 values[f.name] = tuple(value) if f.kind == "list" else value
@@ -206,10 +256,11 @@ class SettingsStore:
             row = SettingsRow(id=1, version=0)
             session.add(row)
         changed: set[str] = set()
-        for name, value in changes.items():
+        for name, raw in changes.items():
             f = FIELDS_BY_NAME[name]
             if current.locked(name):
                 raise ValueError(f"{f.label} is set by configuration ({f.key}) and cannot be changed here.")
+            value = f.parse(raw)  # every path is bounded and validated before the database
             if f.kind == "secret":
                 if not value:
                     continue
@@ -229,13 +280,6 @@ class SettingsStore:
             row.updated_at = utcnow()
         session.commit()
         return changed
-
-    def preview(self, base: Settings, changes: Mapping[str, Any]) -> Settings:
-        """``base`` with unsaved ``changes`` applied (for Test Connection); nothing is stored."""
-        updates: dict[str, Any] = {k: (tuple(v) if FIELDS_BY_NAME[k].kind == "list" else v) for k, v in changes.items()}
-        if not updates.get("client_secret"):
-            updates.pop("client_secret", None)
-        return replace(base, **updates)
 
 
 def _read_secret_file(path: str) -> str:

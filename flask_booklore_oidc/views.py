@@ -1,63 +1,33 @@
-"""The blueprint: views translate HTTP to the plain functions of the other modules."""
+"""The reader's views: the login page, local sign-in, the start of a provider sign-in, its end
+at the callback, sign-out, and the one error page. Each translates HTTP to the services
+(:mod:`.signin`, :mod:`.sessions`, :mod:`.flow`) and renders what they return; the routes are
+attached in :mod:`.routes`.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
 import time
-from datetime import timedelta
-from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from authlib.common.urls import add_params_to_uri
-from flask import (
-    Blueprint,
-    current_app,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
-from flask_login import current_user, login_user, logout_user
-from sqlalchemy import delete, update
-from werkzeug.security import check_password_hash, generate_password_hash
+from flask import current_app, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from sqlalchemy import Row
 
-from . import signals
-from .adapter import UserAdapter
+from . import sessions, signals
 from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
-from .extension import BookloreOIDC
-from .flow import SignInFlow
 from .forms import LoginForm, LogoutForm, csrf_failed
-from .mapping import load_rows
-from .models import LoginRecord, utcnow
-from .provisioning import Resolver
-from .secretbox import InvalidToken
 from .settings import Settings
+from .signin import LocalOutcome, check_local_sign_in, flow_for, sign_in_locally, sign_in_with_provider
+from .state import current_settings, current_state
 from .urls import external_url, safe_next
 
 log = logging.getLogger(__name__)
-
-_here = Path(__file__).parent
-# In a wheel the templates sit inside the package; in a checkout, at the top level.
-_templates = _here / "templates" if (_here / "templates").is_dir() else _here.parent / "templates"
-
-blueprint = Blueprint(
-    "booklore_oidc",
-    __name__,
-    template_folder=str(_templates),
-    static_folder="static",
-    static_url_path="/booklore-oidc/static",
-)
-
-BROWSER_KEY = "_booklore_oidc_browser"
-LOGIN_KEY = "_booklore_oidc_login"
-REDIRECTS_KEY = "_booklore_oidc_redirects"
-LAST_ERROR_KEY = "_booklore_oidc_last_error"
-BACKCHANNEL_KEY = "_booklore_oidc_backchannel"
 
 #: OIDC-only mode: automatic redirects from /login to the provider in a row before the loop
 #: breaker shows the login page instead.
@@ -66,53 +36,53 @@ MAX_AUTOMATIC_REDIRECTS = 3
 #: few seconds per turn, a reader who comes back later starts afresh.
 LOOP_WINDOW = 300
 
-
-def _ext() -> BookloreOIDC:
-    return current_app.extensions["booklore_oidc"]  # type: ignore[no-any-return]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _settings() -> Settings:
-    return _ext().settings()
-
-
-def _index() -> str:
+def index() -> str:
     return request.script_root + "/" if request.script_root else "/"
 
 
-def _flow(settings: Settings) -> SignInFlow:
-    state = _ext()._state()
-    return SignInFlow(
-        settings,
-        state.cache,
-        state.transport,
-        state.adapter.session,
-        transaction_ttl=int(current_app.config["BOOKLORE_OIDC_TRANSACTION_TTL"]),
-    )
-
-
-@blueprint.context_processor
-def _template_context() -> dict[str, Any]:
-    settings = _settings()
+def template_context() -> dict[str, Any]:
+    """Names every template of ours may use."""
+    settings = current_settings()
     return {"booklore_oidc_settings": settings, "provider_name": settings.provider_name}
 
 
 # -- errors ------------------------------------------------------------------------------------
 
 
-@blueprint.errorhandler(OIDCError)
-def _render_error(error: OIDCError) -> tuple[str, int]:
+def render_error(error: OIDCError) -> ResponseReturnValue:
+    """The one error page of our routes (a host's ``@app.errorhandler(OIDCError)`` wins)."""
     log.warning("Sign-in failed: %s", error)
-    signals.login_failed.send(current_app._get_current_object(), code=error.error_code, detail=error.detail)  # type: ignore[attr-defined]
-    settings = _settings()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    signals.login_failed.send(app, code=error.error_code, detail=error.detail)
     # Shown again by the loop breaker, should the reader end up going round in circles.
-    session[LAST_ERROR_KEY] = error.error_code
+    session[sessions.LAST_ERROR_KEY] = error.error_code
+    host_handler = _host_error_handler(error)
+    if host_handler is not None:
+        return host_handler(error)  # type: ignore[no-any-return]
+    settings = current_settings()
     # Neither link redirects to the provider again (login() stays on the page for both), so an
     # error can never turn into a loop.
-    back = url_for(".login", local="true") if settings.only_mode_active else url_for(".login", error=error.error_code)
+    back = url_for("booklore_oidc.login", local="true") if settings.only_mode_active else None
+    if back is None:
+        back = url_for("booklore_oidc.login", error=error.error_code)
     return render_template("booklore_oidc/error.html", error=error, back_url=back), error.code or 500
 
 
-# -- local sign-in ----------------------------------------------------------------------------
+def _host_error_handler(error: OIDCError) -> Any:
+    """The app-wide handler the host registered for :class:`OIDCError`, if any."""
+    handlers = current_app.error_handler_spec.get(None, {}).get(None, {})
+    for cls in type(error).__mro__:
+        if not issubclass(cls, OIDCError):
+            return None
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+# -- the login page and local sign-in ---------------------------------------------------------
 
 
 def _login_page(
@@ -125,8 +95,8 @@ def _login_page(
 ) -> tuple[str, int]:
     """The login page. In OIDC-only mode the local form is shown only on the admin backdoor
     (``?local=true``) or when ``local`` (answering a post of that form); elsewhere a link to it."""
-    settings = _settings()
-    error_info = ERRORS.get(error_code or request.args.get("error") or "")
+    settings = current_settings()
+    code = error_code or request.args.get("error") or ""
     return (
         render_template(
             "booklore_oidc/login.html",
@@ -134,7 +104,7 @@ def _login_page(
             show_button=settings.oidc_active,
             show_form=not settings.only_mode_active or local or request.args.get("local") == "true",
             next_url=safe_next(request.values.get("next"), ""),
-            error_info=error_info,
+            error_info=ERRORS.get(code),  # type: ignore[call-overload]
             message=message,
             logged_out=request.args.get("logged_out") == "1",
         ),
@@ -152,38 +122,37 @@ def _stays_on_login_page() -> bool:
 def _count_automatic_redirect() -> bool:
     """Count one automatic redirect to the provider; False when it would be one too many.
 
-    The count survives the session rotation of a sign-in (see :func:`_rotate_session`): the loop
+    The count survives the session rotation of a sign-in (:func:`.sessions.rotate`): the loop
     to break is the one where the provider signs the reader in, the sign-in does not stick (a
     cookie the browser refuses, a user loader that rejects the user) and the app sends them back
     to /login. It lapses after :data:`LOOP_WINDOW` seconds without an automatic redirect.
     """
     now = int(time.time())
-    saved = session.get(REDIRECTS_KEY)
+    saved = session.get(sessions.REDIRECTS_KEY)
     count, last = saved if isinstance(saved, list) and len(saved) == 2 else (0, 0)
     if not isinstance(count, int) or not isinstance(last, int) or now - last > LOOP_WINDOW:
         count = 0
     if count >= MAX_AUTOMATIC_REDIRECTS:
         return False
-    session[REDIRECTS_KEY] = [count + 1, now]
+    session[sessions.REDIRECTS_KEY] = [count + 1, now]
     return True
 
 
-@blueprint.route("/login", methods=["GET"])
-def login() -> Any:
+def login() -> ResponseReturnValue:
     """The login page: the local form and/or the provider's button. In OIDC-only mode it sends
     the reader straight to the provider, except as :func:`_stays_on_login_page` says."""
-    settings = _settings()
+    settings = current_settings()
     if current_user.is_authenticated:
-        return redirect(safe_next(request.args.get("next"), _index()))
+        return redirect(safe_next(request.args.get("next"), index()))
     form = LoginForm(next=safe_next(request.args.get("next"), ""))
     if not settings.only_mode_active or _stays_on_login_page():
         return _login_page(form)
     if _count_automatic_redirect():
-        return redirect(url_for(".start", next=form.next.data or None))
+        return redirect(url_for("booklore_oidc.start", next=form.next.data or None))
     log.warning("OIDC-only mode: %d automatic redirects in a row; showing the login page.", MAX_AUTOMATIC_REDIRECTS)
     return _login_page(
         form,
-        error_code=session.get(LAST_ERROR_KEY),
+        error_code=session.get(sessions.LAST_ERROR_KEY),
         message=(
             f"Signing in with {settings.provider_name} did not finish after {MAX_AUTOMATIC_REDIRECTS} "
             "attempts in a row. Try the button again, or sign in locally if you are an administrator."
@@ -191,33 +160,18 @@ def login() -> Any:
     )
 
 
-@cache
-def _dummy_password_hash() -> str:
-    return generate_password_hash(secrets.token_urlsafe(16))
-
-
-def _password_ok(adapter: UserAdapter, user: Any, password: str) -> bool:
-    if user is None:
-        # Spend the time a real check would, so timing does not tell whether a username exists.
-        check_password_hash(_dummy_password_hash(), password)
-        return False
-    return adapter.check_password(user, password)
-
-
-@blueprint.route("/login", methods=["POST"])
-def login_post() -> Any:
+def login_post() -> ResponseReturnValue:
     """Local sign-in through the adapter's password check. In OIDC-only mode only admins may
     sign in; everyone else gets one and the same refusal."""
-    settings = _settings()
+    settings = current_settings()
     form = LoginForm()
     if not form.validate_on_submit():
         if csrf_failed(form):
             return _login_page(form, status=400, message="The form expired; please try again.", local=True)
         return _login_page(form, status=400, local=True)
-    adapter = _ext().adapter
-    user = adapter.get_by_username(form.username.data or "")
-    password_ok = _password_ok(adapter, user, form.password.data or "")
-    if settings.only_mode_active and not (password_ok and adapter.is_admin(user)):
+    state = current_state()
+    outcome, user = check_local_sign_in(state, settings, form.username.data or "", form.password.data or "")
+    if outcome == LocalOutcome.DISABLED:
         # One answer, byte for byte but for the CSRF token, whether the username exists, is an
         # admin or not, and whether the password was right: a fresh form, not one that echoes
         # the username, and nothing that depends on the user.
@@ -236,45 +190,29 @@ def login_post() -> Any:
                 f"details were not accepted. Sign in with {settings.provider_name} instead."
             ),
         )
-    if not password_ok:
+    if outcome == LocalOutcome.INVALID:
         return _login_page(form, status=401, message="Invalid username or password.", local=True)
-    _rotate_session()
-    login_user(user)
-    return redirect(safe_next(form.next.data, _index()))
-
-
-def _rotate_session() -> None:
-    """Start a new session at every sign-in, so a planted session id is worthless. The browser
-    binding survives, so sign-ins still pending in other tabs can finish (SPEC §5.2), and so does
-    the loop breaker's count (see :func:`_count_automatic_redirect`)."""
-    browser_key = session.get(BROWSER_KEY)
-    redirects = session.get(REDIRECTS_KEY)
-    session.clear()
-    regenerate = getattr(current_app.session_interface, "regenerate", None)
-    if callable(regenerate):  # Flask-Session's server-side sessions
-        regenerate(session)
-    if browser_key:
-        session[BROWSER_KEY] = browser_key
-    if redirects:
-        session[REDIRECTS_KEY] = redirects
+    if not sign_in_locally(state, user):
+        raise OIDCError("account_inactive", "This account may not sign in.")
+    return redirect(safe_next(form.next.data, index()))
 
 
 # -- OIDC sign-in -----------------------------------------------------------------------------
 
 
-@blueprint.route("/login/oidc", methods=["GET", "POST"])
-def start() -> Any:
+def start() -> ResponseReturnValue:
     """Start a sign-in at the provider; also the Client Launch URL.
 
     Takes ``next``, and the parameters of a third-party initiated login (OpenID Connect Core
     §4), by GET or POST: ``iss`` must be our provider's issuer, ``login_hint`` is passed on,
     and ``target_link_uri`` is where the reader lands, if it is on this site.
     """
-    settings = _settings()
+    settings = current_settings()
     if not settings.oidc_active:
         raise OIDCError("oidc_disabled")
     params = request.values
-    flow = _flow(settings)
+    state = current_state()
+    flow = flow_for(state, settings)
     iss = params.get("iss")
     if iss is not None:
         issuer = flow.cache.metadata(settings).issuer
@@ -286,15 +224,12 @@ def start() -> Any:
             )
     target = params.get("target_link_uri")
     next_url = _own_target(settings, target) if target else safe_next(params.get("next"), "")
-    browser_key = session.get(BROWSER_KEY)
-    if not browser_key:
-        browser_key = session[BROWSER_KEY] = secrets.token_urlsafe(32)
     url = flow.begin(
-        redirect_uri=external_url(settings, ".callback"),
-        browser_key=browser_key,
+        redirect_uri=external_url(settings, "booklore_oidc.callback"),
+        browser_key=sessions.browser_key(),
         next_url=next_url,
         login_hint=params.get("login_hint") or None,
-        purge_expired=_ext()._state().purge_due("transactions"),
+        purge_expired=state.purge_due("transactions"),
     )
     return redirect(url)
 
@@ -323,85 +258,32 @@ def _own_target(settings: Settings, target: str) -> str:
     return safe_next(target, "")
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@blueprint.route("/oauth2-callback")
-def callback() -> Any:
-    """The Redirect URI: verify the provider's answer, decide who it is, sign them in."""
-    settings = _settings()
-    ext = _ext()
-    state = ext._state()
-    flow = _flow(settings)
+def take_transaction() -> Row[Any]:
+    """The callback's first step: take the sign-in transaction named by ``state``, once."""
+    settings = current_settings()
     try:
-        transaction = flow.consume(request.args.get("state"), session.get(BROWSER_KEY))
+        return flow_for(current_state(), settings).consume(request.args.get("state"), session.get(sessions.BROWSER_KEY))
     except OIDCError:
         if not settings.oidc_active:  # with OIDC off, only a test sign-in can come back here
             raise OIDCError("oidc_disabled") from None
         raise
-    # A test sign-in from the settings page runs with its own (maybe unsaved) settings, also
-    # while OIDC Login is off, and signs nobody in: preview.py finishes it.
-    if transaction.purpose == preview.PREVIEW:
-        return preview.finish_preview(transaction)
+
+
+def finish_sign_in(transaction: Row[Any]) -> ResponseReturnValue:
+    """The callback of a reader's sign-in: verify the provider's answer, sign the person in."""
+    settings = current_settings()
     if not settings.oidc_active:
         raise OIDCError("oidc_disabled")
-    completed = flow.complete(request.args, transaction=transaction)
-    db = state.adapter.session
-    record_id = secrets.token_urlsafe(32)
-
-    def remember(user: Any) -> None:
-        """The server-side login record, committed with the user and identity writes."""
-        now = utcnow()
-        if state.purge_due("login_records"):
-            ttl = timedelta(seconds=int(current_app.config["BOOKLORE_OIDC_LOGIN_RECORD_TTL"]))
-            db.execute(delete(LoginRecord).where(LoginRecord.created_at < now - ttl))
-        db.add(
-            LoginRecord(
-                id=record_id,
-                user_id=state.adapter.get_id(user),
-                issuer=completed.identity.issuer,
-                subject=completed.identity.subject,
-                sid=completed.sid,
-                id_token=state.box.seal(completed.id_token),
-                created_at=now,
-            )
-        )
-
-    # Group rows are read only when group sync or a group mapper hook will use them.
-    wants_rows = settings.group_sync != "disabled"
-    resolution = Resolver(
-        state.adapter,
-        settings,
-        mapping_rows=load_rows(db) if wants_rows else (),
-        provisioner=ext._provisioner,
-        group_mapper=ext._group_mapper,
-    ).resolve(completed.identity, also=remember)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-    _rotate_session()
-    login_user(resolution.user)
-    session[LOGIN_KEY] = record_id
-    if _backchannel_advertised(settings):
-        session[BACKCHANNEL_KEY] = True  # this session can be ended by a logout token: backchannel.py
-
-    if resolution.rule == "provisioned":
-        signals.user_provisioned.send(app, user=resolution.user, identity=completed.identity)
-    elif resolution.rule in ("username", "email"):
-        signals.account_linked.send(app, user=resolution.user, identity=completed.identity, by=resolution.rule)
-    if resolution.access is not None:
-        signals.access_synced.send(
-            app, user=resolution.user, access=resolution.access, groups=completed.identity.groups or []
-        )
-    signals.login_succeeded.send(app, user=resolution.user, identity=completed.identity, rule=resolution.rule)
-    log.info("%s signed in through the provider (%s).", state.adapter.get_username(resolution.user), resolution.rule)
-    return redirect(safe_next(completed.next_url, _index()))
+    state = current_state()
+    completed = flow_for(state, settings).complete(request.args, transaction=transaction)
+    sign_in_with_provider(state, settings, completed)
+    return redirect(safe_next(completed.next_url, index()))
 
 
 # -- sign-out ---------------------------------------------------------------------------------
 
 
-@blueprint.route("/logout", methods=["GET", "POST"])
-def logout() -> Any:
+def logout() -> ResponseReturnValue:
     """GET asks for confirmation; POST (with CSRF) signs out here, then at the provider.
 
     The provider's end-session endpoint gets ``id_token_hint``, ``client_id``,
@@ -417,63 +299,34 @@ def logout() -> Any:
         return render_template(
             "booklore_oidc/logout.html", logout_form=form, message="The sign-out form expired; please try again."
         ), 400
-    settings = _settings()
-    state = _ext()._state()
-    record_id = session.get(LOGIN_KEY)
-    signed_in_with_provider = False
-    id_token = None
-    if record_id:
-        record = state.adapter.session.get(LoginRecord, record_id)
-        if record is not None:
-            signed_in_with_provider = True
-            if record.id_token:
-                try:
-                    id_token = state.box.open(record.id_token)
-                except InvalidToken:  # SECRET_KEY changed since: sign out without the hint
-                    id_token = None
-        # The stored ID token was kept only for this hint; it goes now.
-        state.adapter.session.execute(
-            update(LoginRecord).where(LoginRecord.id == record_id).values(ended_at=utcnow(), id_token=None)
-        )
-        state.adapter.session.commit()
+    return redirect(sign_out())
+
+
+def sign_out() -> str:
+    """Sign the current user out here; returns where to send the browser: the provider's
+    end-session endpoint when it applies (see :func:`logout`), else the login page."""
+    settings = current_settings()
+    state = current_state()
+    ended = sessions.end_current(state)
     user = current_user._get_current_object() if current_user.is_authenticated else None
-    logout_user()
+    state.adapter.logout_user()
     session.clear()
-    target = url_for(".login", logged_out="1")
+    target = url_for("booklore_oidc.login", logged_out="1")
     provider_logout = False
-    if signed_in_with_provider and settings.oidc_active and settings.provider_logout:
+    if ended.with_provider and settings.oidc_active and settings.provider_logout:
         try:
             metadata = state.cache.metadata(settings)
         except OIDCError as exc:
             log.warning("Skipping provider sign-out: %s", exc)
             metadata = None
         if metadata is not None and metadata.end_session_endpoint:
-            params = [("id_token_hint", id_token)] if id_token else []
+            params = [("id_token_hint", ended.id_token)] if ended.id_token else []
             params += [
                 ("client_id", settings.client_id),
-                ("post_logout_redirect_uri", external_url(settings, ".login", logged_out="1")),
+                ("post_logout_redirect_uri", external_url(settings, "booklore_oidc.login", logged_out="1")),
                 ("state", secrets.token_urlsafe(24)),
             ]
             target = add_params_to_uri(metadata.end_session_endpoint, params)
             provider_logout = True
     signals.logged_out.send(current_app._get_current_object(), user=user, provider_logout=provider_logout)  # type: ignore[attr-defined]
-    return redirect(target)
-
-
-def _backchannel_advertised(settings: Settings) -> bool:
-    """Whether the provider says it sends back-channel logout tokens (from the metadata the
-    sign-in just used, so no request goes out)."""
-    try:
-        metadata = _ext()._state().cache.metadata(settings)
-    except OIDCError:
-        return False
-    return metadata.raw.get("backchannel_logout_supported") is True
-
-
-# Imported last: each registers its routes on the blueprint above.
-from . import (  # noqa: E402
-    access_admin,  # noqa: F401  group mapping rows and linked identities on the settings page
-    admin,  # noqa: F401  the settings page and Test Connection
-    backchannel,  # noqa: F401
-    preview,  # the settings page's test sign-in; the callback hands those to it
-)
+    return target

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from blinker import Signal
+from click.testing import Result
 from fakeprovider import FakeProvider
 from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy import event
+from flask.testing import FlaskClient, FlaskCliRunner
+from helpers import CLIENT_ID, REDIRECT_URI, SECRET, SignIn, settings_for
+from settings_helpers import ADMIN, create_user, sign_in
 
 from example_app import create_app
-from example_app.models import User, db
+from example_app import oidc as example_oidc
+from example_app.models import db
 
 pytest_plugins = ["livesupport"]
-
-CLIENT_ID = "booklore-test"
-SECRET = "s3cr3t-Value-!&%"
-REDIRECT_URI = "http://localhost/oauth2-callback"
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +28,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("BOOKLORE_OIDC_") or key == "FORCE_DISABLE_OIDC":
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def _builtin_hooks() -> Iterator[None]:
+    """Hooks a test registers on the example app's extension object end with the test."""
+    example_oidc.reset_hooks()
+    yield
+    example_oidc.reset_hooks()
 
 
 @pytest.fixture(autouse=True)
@@ -58,19 +64,6 @@ def op(provider: FakeProvider) -> Iterator[FakeProvider]:
     provider.login_as("sub-alice")
     yield provider
     provider.reset()
-
-
-def settings_for(op: FakeProvider, **overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "enabled": True,
-        "provider_name": "Pocket ID",
-        "client_id": CLIENT_ID,
-        "issuer_uri": op.issuer,
-        "auto_provision": True,
-        "http_timeout": 2.0,
-    }
-    values.update(overrides)
-    return values
 
 
 @pytest.fixture
@@ -135,85 +128,51 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def configure(app: Flask, **changes: Any) -> None:
-    with app.test_request_context():
-        app.extensions["booklore_oidc"].save_settings(changes)
-
-
-def local_path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + ("?" + parts.query if parts.query else "")
-
-
-class SignIn:
-    """Drives a browser's sign-in: our start route, the provider, our callback."""
-
-    def __init__(self, client: FlaskClient, op: FakeProvider) -> None:
-        self.client = client
-        self.op = op
-
-    def start(self, next: str | None = None) -> str:
-        response = self.client.get("/login/oidc", query_string={"next": next} if next else {})
-        assert response.status_code == 302, response.get_data(as_text=True)
-        return response.headers["Location"]
-
-    def provider_answer(self, authorize_url: str) -> str:
-        return local_path(self.op.authorize(authorize_url))
-
-    def __call__(self, next: str | None = None) -> Any:
-        return self.client.get(self.provider_answer(self.start(next)))
-
-
 @pytest.fixture
 def signin(client: FlaskClient, op: FakeProvider) -> SignIn:
     return SignIn(client, op)
 
 
-def me(client: FlaskClient) -> dict[str, Any] | None:
-    response = client.get("/api/me")
-    return response.get_json() if response.status_code == 200 else None
 
 
-def add_user(app: Flask, username: str, *, email: str | None = None, password: str = "pw", is_admin: bool = False,
-             permissions: tuple[str, ...] | list[str] = (), libraries: tuple[str, ...] | list[str] = (),
-             display_name: str | None = None) -> int:
-    """Create a local user of the example app; returns its id. The password hash is a cheap
-    one: scrypt's deliberate slowness would dominate the suite's run time."""
-    from werkzeug.security import generate_password_hash
-
-    with app.app_context():
-        user = User(username=username, email=email, display_name=display_name, is_admin=is_admin,
-                    permissions=list(permissions), libraries=list(libraries),
-                    password_hash=generate_password_hash(password, method="pbkdf2:sha256:1000"))
-        db.session.add(user)
-        db.session.commit()
-        return int(user.id)
+@pytest.fixture
+def admin(app: Flask, client: FlaskClient) -> FlaskClient:
+    """The test client, signed in through the login form as a local administrator."""
+    create_user(app, *ADMIN, is_admin=True)
+    sign_in(client, *ADMIN)
+    return client
 
 
-@contextmanager
-def sql_statements(app: Flask) -> Iterator[list[str]]:
-    """Every statement ``app``'s engine sends to the database while the block runs."""
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
 
 
-def user_count(app: Flask) -> int:
-    with app.app_context():
-        return db.session.query(User).count()
+@pytest.fixture
+def run(runner: FlaskCliRunner) -> Callable[..., Result]:
+    """``run("status")`` invokes ``flask booklore-oidc status``."""
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(args=["booklore-oidc", *args], input=input)
+
+    return invoke
 
 
-def identity_count(app: Flask) -> int:
-    from flask_booklore_oidc.models import Identity
+@pytest.fixture
+def sent() -> Iterator[Callable[[Signal], list[dict[str, Any]]]]:
+    """``sent(signal)``: the keyword arguments of every send of ``signal`` during the test."""
+    connected: list[tuple[Signal, Callable[..., None]]] = []
 
-    with app.app_context():
-        return db.session.query(Identity).count()
+    def capture(signal: Signal) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = []
+
+        def receiver(sender: Any, **kwargs: Any) -> None:
+            calls.append(kwargs)
+
+        signal.connect(receiver)
+        connected.append((signal, receiver))
+        return calls
+
+    yield capture
+    for signal, receiver in connected:
+        signal.disconnect(receiver)

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from conftest import SignIn, configure, identity_count
-from settings_helpers import ADMIN, create_user, csrf_token, sign_in
+from helpers import SignIn, configure, identity_count
+from settings_helpers import create_user, csrf_token, sign_in
 from sqlalchemy import select
 
 from example_app.models import db
 from flask_booklore_oidc.models import GroupMapping
-
-
-@pytest.fixture
-def admin(app):
-    create_user(app, *ADMIN, is_admin=True)
-    client = app.test_client()
-    sign_in(client, *ADMIN)
-    return client
 
 
 def rows(app):

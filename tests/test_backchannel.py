@@ -10,12 +10,12 @@ from datetime import UTC
 from typing import Any
 
 import pytest
-from conftest import CLIENT_ID, SECRET, add_user, configure, me, sql_statements
 from fakeprovider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
+from helpers import CLIENT_ID, SECRET, add_user, configure, me, sql_statements
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 

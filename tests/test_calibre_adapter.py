@@ -15,7 +15,7 @@ from calibre_like import (
     add_calibre_user,
     create_calibre_app,
 )
-from conftest import CLIENT_ID, SignIn
+from helpers import CLIENT_ID, SignIn
 from sqlalchemy import select
 
 from flask_booklore_oidc.models import GroupMapping, Identity

@@ -3,27 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from click.testing import Result
-from conftest import SECRET, add_user, configure
 from flask import Flask
+from helpers import SECRET, add_user, configure
 from sqlalchemy import select
 
 from example_app.models import User, db
 from flask_booklore_oidc.models import Identity
-
-
-@pytest.fixture
-def run(app: Flask) -> Callable[..., Result]:
-    runner = app.test_cli_runner()
-
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(args=["booklore-oidc", *args], input=input)
-
-    return invoke
 
 
 def settings(app: Flask) -> Any:

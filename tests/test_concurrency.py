@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import SignIn, identity_count, me, user_count
+from helpers import SignIn, identity_count, me, user_count
 
 from example_app.models import User, db
 
@@ -37,7 +37,7 @@ def test_simultaneous_first_signins_create_one_user_and_one_identity(app, op):
         for t in threads:
             t.join(20)
     finally:
-        oidc._provisioner = None
+        oidc.reset_hooks()
 
     assert results == [302, 302]
     assert user_count(app) == 1 and identity_count(app) == 1

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import me, sql_statements
 from flask import Flask
 from flask.testing import FlaskClient
+from helpers import me, sql_statements
 from sqlalchemy import select
 
 from benchmarks.apps import create_twin_app
@@ -30,7 +30,7 @@ BROWSER_ENDPOINTS = {"authorize"}
 
 
 def transport_sent(app: Flask) -> Counter[str]:
-    return Counter(app.extensions["booklore_oidc"]._state(app).transport.sent)
+    return Counter(app.extensions["booklore_oidc"].state_for(app).transport.sent)
 
 
 def provider_calls(op: Any) -> Counter[str]:
@@ -50,7 +50,7 @@ class FakeClock:
 def clock(app: Flask) -> FakeClock:
     """Puts the app's provider cache on a clock the test moves by hand."""
     fake = FakeClock()
-    state = app.extensions["booklore_oidc"]._state(app)
+    state = app.extensions["booklore_oidc"].state_for(app)
     state.cache = ProviderCache(
         state.transport,
         ttl=float(app.config["BOOKLORE_OIDC_DISCOVERY_TTL"]),

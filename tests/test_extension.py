@@ -82,11 +82,10 @@ def test_the_client_secret_is_encrypted_at_rest_and_unreadable_after_a_key_chang
     assert settings.secret_unreadable and settings.client_secret == "" and not settings.configured
 
 
-def test_a_bad_value_in_the_environment_falls_back_to_the_default(db_dir, monkeypatch, caplog):
+def test_a_bad_value_in_the_environment_stops_the_app_from_starting_and_names_the_key(db_dir, monkeypatch):
     monkeypatch.setenv("BOOKLORE_OIDC_CLOCK_SKEW", "a minute")
-    settings = current(make_app(db_dir))
-    assert settings.clock_skew == 60
-    assert "BOOKLORE_OIDC_CLOCK_SKEW" in caplog.text
+    with pytest.raises(ValueError, match="BOOKLORE_OIDC_CLOCK_SKEW in the environment: Clock skew"):
+        make_app(db_dir)
 
 
 def test_saving_sends_settings_changed_with_the_changed_names_only(db_dir):

@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import CLIENT_ID, add_user, configure, local_path, me
 from flask import Flask
+from helpers import CLIENT_ID, add_user, configure, local_path, me
 from sqlalchemy import select
 
 from example_app.models import db

@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import CLIENT_ID, add_user, configure, me
 from flask import Flask
 from flask.testing import FlaskClient
+from helpers import CLIENT_ID, add_user, configure, me
 from sqlalchemy import select
 
 from example_app.models import db

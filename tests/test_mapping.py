@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SignIn, add_user, configure, me
+from helpers import SignIn, add_user, configure, me
 
 from example_app.models import db
 from flask_booklore_oidc import signals
@@ -204,12 +204,12 @@ def test_group_mapper_hook_replaces_the_builtin_mapping(mapped, op):
         seen.append((identity.username, identity.groups, access))
         return Access(False, frozenset({"opds"}), frozenset())
 
-    oidc._group_mapper = None
+    oidc.reset_hooks()
     oidc.group_mapper(mapper)
     try:
         data = signin_with_groups(mapped, op, ["readers"])
     finally:
-        oidc._group_mapper = None
+        oidc.reset_hooks()
     assert data["permissions"] == ["opds"]
     username, groups, computed = seen[0]
     assert (username, groups) == ("alice", ["readers"])
@@ -232,5 +232,5 @@ def test_user_provisioner_hook_builds_the_new_user(app, op):
         client = app.test_client()
         SignIn(client, op)()
     finally:
-        oidc._provisioner = None
+        oidc.reset_hooks()
     assert me(client)["username"] == "ALICE" and me(client)["display_name"] == "sub-alice!"

@@ -7,23 +7,16 @@ import json
 from typing import Any
 
 import pytest
-from conftest import SECRET, configure, identity_count, local_path, me, user_count
 from fakeprovider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
+from helpers import SECRET, configure, identity_count, local_path, me, user_count
 from settings_helpers import ADMIN, create_user, page_text, settings_form, sign_in
 from sqlalchemy import func, select
 
 from example_app.models import User, db
 from flask_booklore_oidc import signals
 from flask_booklore_oidc.models import GroupMapping, LoginRecord, Transaction
-
-
-@pytest.fixture
-def admin(app: Flask, client: FlaskClient) -> FlaskClient:
-    create_user(app, *ADMIN, is_admin=True)
-    sign_in(client, *ADMIN)
-    return client
 
 
 def login_records(app: Flask) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import configure, identity_count, local_path, me
+from helpers import configure, identity_count, local_path, me
 from oidc_provider_mock import User, run_server_in_thread
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SignIn, add_user, configure, identity_count, me, user_count
+from helpers import SignIn, add_user, configure, identity_count, me, user_count
 from sqlalchemy import select
 
 from example_app.models import User, db

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import local_path
+from helpers import local_path
 from oidc_provider_mock import User as MockUser
 from oidc_provider_mock import run_server_in_thread
 

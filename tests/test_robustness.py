@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import configure
+from helpers import configure
 from settings_helpers import ADMIN, create_user, sign_in
 
 ODD_REQUESTS = [

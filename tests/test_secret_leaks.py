@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-from conftest import REDIRECT_URI, configure, local_path
 from fakeprovider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
+from helpers import REDIRECT_URI, configure, local_path
 from settings_helpers import ADMIN, create_user, csrf_token, settings_form, sign_in
 
 from example_app import create_app

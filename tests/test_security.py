@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
-from conftest import CLIENT_ID, SignIn, configure, identity_count, me, user_count
 from fakeprovider import FakeProvider, b64url
 from flask import Flask, g, has_app_context
 from flask.testing import FlaskClient
+from helpers import CLIENT_ID, SignIn, configure, identity_count, me, user_count
 from joserfc.jwk import ECKey, RSAKey
 from werkzeug.serving import make_server
 

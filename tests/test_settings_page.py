@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CLIENT_ID, REDIRECT_URI, SECRET
 from flask import Flask
 from flask.testing import FlaskClient
+from helpers import CLIENT_ID, REDIRECT_URI, SECRET
 from settings_helpers import ADMIN, create_user, page_text, settings_form, sign_in
 from sqlalchemy import select
 
@@ -20,14 +20,6 @@ from example_app.models import db
 from flask_booklore_oidc import signals
 from flask_booklore_oidc.config import FIELDS
 from flask_booklore_oidc.models import SettingsRow
-
-
-@pytest.fixture
-def admin(app: Flask, client: FlaskClient) -> FlaskClient:
-    """The test client, signed in as a local administrator."""
-    create_user(app, *ADMIN, is_admin=True)
-    sign_in(client, *ADMIN)
-    return client
 
 
 def saved(app: Flask) -> Any:
@@ -94,7 +86,7 @@ def test_admins_see_every_section_and_every_help_text(admin):
 
 
 def test_the_settings_access_hook_decides_who_may_open_the_page(app, client, monkeypatch):
-    monkeypatch.setattr(oidc, "_settings_access", None)
+    monkeypatch.setattr(oidc.hooks, "settings_access", None)
     oidc.settings_access(lambda user: user.username == "librarian")
     create_user(app, "librarian", "pw")
     sign_in(client, "librarian", "pw")
@@ -233,7 +225,7 @@ def test_a_public_url_that_is_not_absolute_is_refused(app, admin, value):
     ("field", "value", "expected"),
     [
         ("http_timeout", "soon", "HTTP timeout (seconds): expected a number"),
-        ("http_timeout", "0", "HTTP timeout (seconds): must be greater than zero"),
+        ("http_timeout", "0", "HTTP timeout (seconds) must be between 0.1 and 120"),
         ("clock_skew", "a minute", "Clock skew (seconds): expected a whole number"),
         ("clock_skew", "9999", "Clock skew (seconds) must be between 0 and 600"),
         ("ca_bundle", "/nonexistent/ca.pem", "CA bundle: there is no file at /nonexistent/ca.pem"),
@@ -260,7 +252,7 @@ def test_an_invalid_form_keeps_what_was_typed(app, admin):
 
 
 def test_oidc_login_is_refused_without_client_id_and_issuer(app, admin):
-    refused(app, admin, "OIDC Login needs the Client ID and the Issuer URI", issuer_uri="")
+    refused(app, admin, "OIDC Login needs the Issuer URI (issuer_uri)", issuer_uri="")
 
 
 def test_a_provider_can_be_cleared_once_oidc_login_is_off(app, admin):
@@ -278,7 +270,7 @@ def test_only_mode_is_refused_without_a_configured_provider(app, admin):
 
 
 def test_only_mode_is_refused_when_no_admin_could_still_sign_in(app, client, monkeypatch):
-    monkeypatch.setattr(oidc, "_settings_access", None)
+    monkeypatch.setattr(oidc.hooks, "settings_access", None)
     oidc.settings_access(lambda user: user.username == "librarian")
     create_user(app, "librarian", "pw")  # may open the page, but is no administrator
     sign_in(client, "librarian", "pw")
@@ -449,7 +441,7 @@ def test_the_reference_panel_follows_the_public_url(app, admin):
 def test_the_reference_names_the_automatic_scopes_once_the_provider_is_known(app, admin, op):
     assert reference(admin.get("/settings/oidc").get_data(as_text=True), "scopes") == "openid profile email"
     with app.test_request_context():  # as any sign-in does, which never waits for the settings page
-        state = app.extensions["booklore_oidc"]._state()
+        state = app.extensions["booklore_oidc"].state_for(app)
         state.cache.metadata(app.extensions["booklore_oidc"].settings())
     html = admin.get("/settings/oidc").get_data(as_text=True)
     assert reference(html, "scopes") == "openid profile email groups"

@@ -1,0 +1,272 @@
+"""What the admin views share: who may open the settings page, the page itself with all its
+parts (the settings form, the group mapping table, the linked identities, the reference panel),
+and the parsing of a posted settings form. View modules import this; it imports no view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import current_app, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from . import checks, identities
+from .config import FIELDS_BY_NAME, SECTIONS, fields_of
+from .flow import requested_scopes
+from .forms import ConfirmForm, GroupMappingForm, SettingsForm, csrf_failed, select_choices
+from .mapping import MappingRow, load_rows
+from .settings import Settings
+from .state import current_settings, current_state
+from .urls import external_url
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+FORM_EXPIRED = "The form expired (its security token is missing or too old); reload the page and try again."
+
+
+# -- access ---------------------------------------------------------------------------------------
+
+
+def wants_json() -> bool:
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+
+
+def may_open_settings(user: Any) -> bool:
+    state = current_state()
+    allowed = state.hooks.settings_access
+    if allowed is not None:
+        return bool(allowed(user))
+    return state.adapter.is_admin(user)
+
+
+def refusal() -> ResponseReturnValue | None:
+    """``None`` when the current user may use the settings page, else the answer to send."""
+    if not current_user.is_authenticated:
+        if wants_json():
+            return jsonify(error="not_signed_in", message="Sign in as an administrator first."), 401
+        back = request.path if request.method == "GET" and request.endpoint == "booklore_oidc.settings" else None
+        login_view = getattr(current_app, "login_manager", None)
+        target = getattr(login_view, "login_view", None) or "booklore_oidc.login"
+        return redirect(url_for(target, next=back or url_for("booklore_oidc.settings")))
+    if not may_open_settings(current_user._get_current_object()):
+        log.warning("Refused the OIDC settings to %s: not an administrator.", who())
+        if wants_json():
+            return jsonify(error="forbidden", message="Only administrators may change the OIDC settings."), 403
+        return render_template("booklore_oidc/forbidden.html"), 403
+    return None
+
+
+def admin_only(view: F) -> F:
+    """Only users allowed by ``@oidc.settings_access`` (default: admins) get to ``view``."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        refused = refusal()
+        return refused if refused is not None else view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def who() -> str:
+    """The signed-in user's name, for log lines."""
+    if not current_user.is_authenticated:
+        return "an anonymous visitor"
+    return current_state().adapter.get_username(current_user._get_current_object())
+
+
+# -- the Provider Configuration Reference ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceValue:
+    key: str
+    label: str
+    value: str
+    help: str
+
+
+def reference_values(settings: Settings) -> list[ReferenceValue]:
+    """The Provider Configuration Reference (SPEC §9): what to enter at the provider."""
+    callback = external_url(settings, "booklore_oidc.callback")
+    metadata = current_state().cache.cached(settings.issuer_uri) if settings.issuer_uri else None
+    scopes = " ".join(requested_scopes(settings, metadata))
+    if settings.scopes.strip():
+        scopes_help = "As set under Scopes."
+    elif metadata is not None:
+        scopes_help = "Automatic, from what the provider offers."
+    else:
+        scopes_help = "Automatic: plus groups when the provider offers it."
+    if settings.client_secret or settings.secret_unreadable:
+        client_type = "Confidential"
+        client_help = "A client secret is used; at Pocket ID leave Public Client off."
+    else:
+        client_type = "Public"
+        client_help = "No client secret, PKCE instead; at Pocket ID switch Public Client on."
+    return [
+        ReferenceValue(
+            "redirect_uri", "Redirect URI", callback, "The Callback URL at the provider: it must match exactly."
+        ),
+        ReferenceValue(
+            "post_logout_redirect_uri",
+            "Post-logout Redirect URI",
+            external_url(settings, "booklore_oidc.login", logged_out="1"),
+            "Where the provider sends readers after signing out there.",
+        ),
+        ReferenceValue(
+            "launch_url",
+            "Client Launch URL",
+            external_url(settings, "booklore_oidc.start"),
+            "Starts a sign-in from the provider's app dashboard.",
+        ),
+        ReferenceValue(
+            "backchannel_logout_uri",
+            "Back-channel Logout URI",
+            external_url(settings, "booklore_oidc.backchannel_logout"),
+            "The provider calls it to end sessions here when a reader signs out there.",
+        ),
+        ReferenceValue("scopes", "Scopes", scopes, scopes_help),
+        ReferenceValue("pkce", "PKCE", "S256", "Always used; never plain."),
+        ReferenceValue("grant_type", "Grant type", "Authorization Code", "response_type=code."),
+        ReferenceValue("client_type", "Client type", client_type, client_help),
+    ]
+
+
+# -- the settings form ----------------------------------------------------------------------------
+
+
+def settings_form(saved: Settings) -> Any:
+    """The settings form over ``saved``, with the adapter's catalogue (and the posted values)."""
+    adapter = current_state().adapter
+    return SettingsForm(
+        settings=saved,
+        permission_choices=adapter.permission_choices(),
+        library_choices=adapter.library_choices(),
+    )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A posted settings form that passed validation."""
+
+    changes: dict[str, Any]
+    remove_secret: bool
+    #: the saved settings with the unsaved values applied
+    merged: Settings
+
+
+def submitted(form: Any, saved: Settings) -> Submitted | None:
+    """Validate a posted settings form; ``None`` when it is refused."""
+    if not form.validate_on_submit():
+        return None
+    changes = form.changes()
+    remove = form.remove_secret_requested
+    return Submitted(changes, remove, saved.with_changes(changes, remove_secret=remove))
+
+
+# -- the group mapping table and the linked identities --------------------------------------------
+
+
+def group_form(row: MappingRow | None = None, **kwargs: Any) -> GroupMappingForm:
+    """The add form (no ``row``) or the edit form of ``row``: from the posted values, or with
+    ``formdata=None`` from the row itself (every redraw of the page shows the stored rows)."""
+    adapter = current_state().adapter
+    if row is not None:
+        kwargs.setdefault("group_value", row.group)
+        kwargs.setdefault("description", row.description)
+        kwargs.setdefault("grant_admin", row.grant_admin)
+        kwargs.setdefault("permissions", sorted(row.permissions))
+        kwargs.setdefault("libraries", sorted(row.libraries))
+    form = GroupMappingForm(prefix=f"group-{row.id}" if row is not None else "group-new", **kwargs)
+    form.permissions.choices = select_choices(adapter.permission_choices())
+    form.libraries.choices = select_choices(adapter.library_choices())
+    return form
+
+
+def _access_context(
+    settings: Settings, editing: tuple[int | None, GroupMappingForm] | None, confirm_unlink: int | None
+) -> dict[str, Any]:
+    adapter = current_state().adapter
+    rows = load_rows(adapter.session)
+    forms = {row.id: group_form(row, formdata=None) for row in rows}
+    new_form = group_form(formdata=None)
+    if editing is not None:
+        row_id, form = editing
+        if row_id is None:
+            new_form = form
+        else:
+            forms[row_id] = form
+    linked = identities.list_identities(adapter)
+    warnings = {}
+    for item in linked:
+        user = adapter.get_by_id(item.user_id)
+        if user is not None:
+            warning = identities.unlink_warning(adapter, settings, user)
+            if warning:
+                warnings[item.id] = warning
+    return {
+        "group_rows": [(row, forms[row.id]) for row in rows],
+        "new_group_form": new_form,
+        "permission_labels": dict(adapter.permission_choices()),
+        "library_labels": dict(adapter.library_choices()),
+        "linked_identities": linked,
+        "unlink_warnings": warnings,
+        "confirm_unlink": confirm_unlink,
+        "confirm_form": ConfirmForm(),
+    }
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+
+def settings_page(
+    form: Any | None = None,
+    *,
+    status: int = 200,
+    merged: Settings | None = None,
+    results: list[checks.CheckResult] | None = None,
+    alert: str | None = None,
+    editing: tuple[int | None, GroupMappingForm] | None = None,
+    confirm_unlink: int | None = None,
+) -> tuple[str, int]:
+    """The settings page: ``form`` (default: the saved values), Test Connection ``results``,
+    an ``alert``, a group mapping form being ``edit``ed again, an unlink to confirm."""
+    saved = current_settings()
+    if form is None:
+        form = settings_form(saved)
+    sections = [
+        (section.anchor, section.heading, section.intro, tuple(f.name for f in fields_of(section)))
+        for section in SECTIONS
+    ]
+    return (
+        render_template(
+            "booklore_oidc/settings.html",
+            **_access_context(saved, editing, confirm_unlink),
+            settings_form=form,
+            settings=saved,
+            sections=sections,
+            fields=FIELDS_BY_NAME,
+            reference=reference_values(merged or saved),
+            check_results=results,
+            checks_ok=checks.ok(results) if results is not None else None,
+            alert=alert,
+            saved=request.args.get("saved"),
+        ),
+        status,
+    )
+
+
+def refused_form_page(form: Any) -> tuple[str, int]:
+    """The page again, 400, after the settings form failed validation (or its CSRF token)."""
+    return settings_page(form, status=400, alert=FORM_EXPIRED if csrf_failed(form) else None)
+
+
+def back_to_settings(anchor: str, **params: Any) -> ResponseReturnValue:
+    """Redirect to a part of the settings page, with a notice parameter."""
+    return redirect(url_for("booklore_oidc.settings", **params) + "#" + anchor)

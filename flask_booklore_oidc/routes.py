@@ -1,0 +1,92 @@
+"""Where every route of the extension is attached: the one place that imports the view modules.
+
+:func:`create_blueprint` builds the ``booklore_oidc`` blueprint (routes of SPEC §3, the error
+handler, the template context). View modules import services and never each other; the
+callback, which ends both a reader's sign-in and an admin's test sign-in, is dispatched here by
+the purpose its transaction was started with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask
+from flask.typing import ResponseReturnValue
+
+from . import access_admin, admin, backchannel, preview, views
+from .errors import OIDCError
+
+_here = Path(__file__).parent
+# In a wheel the templates sit inside the package; in a checkout, at the top level.
+TEMPLATES = _here / "templates" if (_here / "templates").is_dir() else _here.parent / "templates"
+
+
+def callback() -> ResponseReturnValue:
+    """The Redirect URI: take the transaction, then finish what it started."""
+    transaction = views.take_transaction()
+    if transaction.purpose == preview.PREVIEW:
+        return preview.finish_preview(transaction)
+    return views.finish_sign_in(transaction)
+
+
+#: (rule, endpoint, view, methods); the login pages are left out in host-login mode
+LOGIN_PAGES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
+    ("/login", "login", views.login, ("GET",)),
+    ("/login", "login_post", views.login_post, ("POST",)),
+    ("/logout", "logout", views.logout, ("GET", "POST")),
+)
+ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
+    ("/login/oidc", "start", views.start, ("GET", "POST")),
+    ("/oauth2-callback", "callback", callback, ("GET",)),
+    ("/oauth2-backchannel-logout", "backchannel_logout", backchannel.backchannel_logout, ("POST",)),
+    ("/settings/oidc", "settings", admin.settings, ("GET", "POST")),
+    ("/settings/oidc/test", "test_connection", admin.test_connection, ("POST",)),
+    ("/settings/oidc/preview", "preview", preview.preview, ("GET", "POST")),
+    ("/settings/oidc/groups", "add_group_mapping", access_admin.add_group_mapping, ("POST",)),
+    ("/settings/oidc/groups/<int:row_id>", "edit_group_mapping", access_admin.edit_group_mapping, ("POST",)),
+    (
+        "/settings/oidc/groups/<int:row_id>/delete",
+        "delete_group_mapping",
+        access_admin.delete_group_mapping,
+        ("POST",),
+    ),
+    (
+        "/settings/oidc/identities/<int:identity_id>/unlink",
+        "unlink_identity",
+        access_admin.unlink_identity,
+        ("POST",),
+    ),
+)
+
+#: Views other servers POST to without our CSRF token: the provider's logout token, and a
+#: third-party initiated login (OpenID Connect Core §4) may come as a form POST too.
+CSRF_EXEMPT_VIEWS = (backchannel.backchannel_logout, views.start)
+CSRF_EXEMPT_ENDPOINTS = frozenset({"booklore_oidc.backchannel_logout", "booklore_oidc.start"})
+
+
+def create_blueprint(*, login_pages: bool = True) -> Blueprint:
+    """A fresh ``booklore_oidc`` blueprint with every route (one per app registration)."""
+    blueprint = Blueprint(
+        "booklore_oidc",
+        __name__,
+        template_folder=str(TEMPLATES),
+        static_folder="static",
+        static_url_path="/booklore-oidc/static",
+    )
+    for rule, endpoint, view, methods in (*LOGIN_PAGES, *ROUTES) if login_pages else ROUTES:
+        blueprint.add_url_rule(rule, endpoint, view, methods=list(methods))
+    blueprint.register_error_handler(OIDCError, views.render_error)
+    blueprint.context_processor(views.template_context)
+    return blueprint
+
+
+def exempt_from_csrf(app: Flask) -> None:
+    """Exempt :data:`CSRF_EXEMPT_VIEWS` from Flask-WTF's ``CSRFProtect``, when the app uses it
+    (also one set up after us: the extension calls this again before those endpoints)."""
+    csrf = app.extensions.get("csrf")
+    exempt = getattr(csrf, "exempt", None)
+    if callable(exempt):
+        for view in CSRF_EXEMPT_VIEWS:
+            exempt(view)

@@ -1,0 +1,68 @@
+"""The rules that keep an admin from locking anyone out, written once for every surface (the
+settings page, Test sign-in, the CLI, group sync). Plain functions over plain values: each
+returns why something may not happen, in words an admin can act on, or ``None``.
+"""
+
+from __future__ import annotations
+
+from .adapter import Access
+from .settings import Settings
+
+
+def enabled_problem(settings: Settings) -> str | None:
+    """Why OIDC Login may not be on with these settings, or ``None``."""
+    if not settings.enabled:
+        return None
+    if not (settings.client_id and settings.issuer_uri):
+        missing = " and the ".join(
+            f"{label} ({name})"
+            for label, name, value in (
+                ("Client ID", "client_id", settings.client_id),
+                ("Issuer URI", "issuer_uri", settings.issuer_uri),
+            )
+            if not value
+        )
+        return f"OIDC Login needs the {missing}: fill them in under Provider, or switch OIDC Login off."
+    if settings.secret_unreadable:
+        return "OIDC Login needs a readable Client Secret: the stored one cannot be decrypted; enter it again."
+    return None
+
+
+def only_mode_problem(settings: Settings, admins: int) -> str | None:
+    """Why OIDC-Only Mode may not be on with these settings (SPEC §8), or ``None``: OIDC Login
+    on, the provider configured, and at least one administrator who can still sign in locally."""
+    if not settings.only_mode:
+        return None
+    if not settings.enabled:
+        return "OIDC-Only Mode needs OIDC Login switched on: switch OIDC Login on, or OIDC-Only Mode off."
+    if not (settings.client_id and settings.issuer_uri):
+        return (
+            "OIDC-Only Mode needs a configured provider: enter the Client ID and the Issuer URI (and run "
+            "Test Connection) first."
+        )
+    if settings.secret_unreadable:
+        return "OIDC-Only Mode needs a readable Client Secret: the stored one cannot be decrypted; enter it again."
+    if admins < 1:
+        return (
+            "OIDC-Only Mode would lock everyone out: no administrator account exists that could still sign in "
+            "locally at /login?local=true. Make an account an administrator first."
+        )
+    return None
+
+
+def preview_problem(settings: Settings) -> str | None:
+    """Why a Test sign-in cannot start with these settings, or ``None``."""
+    if settings.force_disabled:
+        return "Test sign-in is off while FORCE_DISABLE_OIDC is set."
+    if not (settings.client_id and settings.issuer_uri):
+        return "Test sign-in needs the Client ID and the Issuer URI."
+    if settings.secret_unreadable:
+        return "Test sign-in needs the Client Secret: the stored one cannot be decrypted; enter it again."
+    return None
+
+
+def keep_last_admin(current: Access, planned: Access, admins: int) -> Access:
+    """``planned``, except that the last administrator is never demoted (SPEC §7)."""
+    if current.is_admin and not planned.is_admin and admins <= 1:
+        return Access(True, planned.permissions, planned.libraries)
+    return planned
