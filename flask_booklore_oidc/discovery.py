@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet
 
 from .errors import OIDCError
 from .settings import Settings
-from .transport import Transport
+from .transport import TooLarge, Transport
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ def fetch_json(transport: Transport, url: str, settings: Settings, what: str) ->
         response = transport.get(url, settings, headers={"Accept": "application/json"})
     except requests.Timeout:
         raise OIDCError("provider_unreachable", f"The {what} at {url} did not answer in time.") from None
+    except TooLarge:
+        raise OIDCError("provider_unreachable", f"The {what} at {url} answered with more than 1 MiB.") from None
     except requests.RequestException as exc:
         raise OIDCError("provider_unreachable", f"Cannot reach the {what} at {url}: {type(exc).__name__}.") from None
     if response.status_code != 200:
@@ -134,18 +136,34 @@ class _Keys:
     fetched_at: float
 
 
+#: seconds a failed discovery is remembered (and raised again without a request)
+FAILURE_TTL = 30.0
+
+
 class ProviderCache:
-    """Per-process cache of discovery documents and key sets, keyed by URL."""
+    """Per-process cache of discovery documents and key sets, keyed by URL.
+
+    A failed discovery (unreachable, too slow, not a valid document) is remembered for
+    ``failure_ttl`` seconds and raised again without a request: a provider that is down or hangs
+    costs one request per interval, not one per sign-in attempt (SPEC §5.9)."""
 
     def __init__(
-        self, transport: Transport, *, ttl: float, min_refetch: float, clock: Callable[[], float] = time.monotonic
+        self,
+        transport: Transport,
+        *,
+        ttl: float,
+        min_refetch: float,
+        failure_ttl: float = FAILURE_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transport = transport
         self._ttl = ttl
+        self._failure_ttl = failure_ttl
         self._min_refetch = min_refetch
         self._clock = clock
         self._lock = threading.Lock()
         self._metadata: dict[str, tuple[ProviderMetadata, float]] = {}
+        self._failed: dict[str, tuple[OIDCError, float]] = {}
         self._keys: dict[str, _Keys] = {}
         self._last_forced: dict[str, float] = {}
 
@@ -155,12 +173,23 @@ class ProviderCache:
         now = self._clock()
         with self._lock:
             cached = self._metadata.get(issuer)
+            failed = self._failed.get(issuer)
         if cached is not None and now - cached[1] < self._ttl:
             return cached[0]
-        document = fetch_json(self._transport, discovery_url(issuer), settings, "discovery endpoint")
-        metadata = ProviderMetadata.parse(document, issuer)
+        if failed is not None and now - failed[1] < self._failure_ttl:
+            error = failed[0]
+            # A fresh exception each time: one instance raised in many threads would share its traceback.
+            raise OIDCError(error.error_code, error.detail)
+        try:
+            document = fetch_json(self._transport, discovery_url(issuer), settings, "discovery endpoint")
+            metadata = ProviderMetadata.parse(document, issuer)
+        except OIDCError as exc:
+            with self._lock:
+                self._failed[issuer] = (exc, self._clock())
+            raise
         with self._lock:
             self._metadata[issuer] = (metadata, now)
+            self._failed.pop(issuer, None)
         return metadata
 
     def keys(self, metadata: ProviderMetadata, settings: Settings, *, kid: str | None = None) -> KeySet:
@@ -212,6 +241,7 @@ class ProviderCache:
     def forget(self) -> None:
         with self._lock:
             self._metadata.clear()
+            self._failed.clear()
             self._keys.clear()
             self._last_forced.clear()
 

@@ -10,6 +10,8 @@ import pytest
 import requests
 from hostile import HostileServer, announce_length, flood, json_answer, redirect, trickle
 
+from flask_booklore_oidc.discovery import ProviderCache
+from flask_booklore_oidc.errors import OIDCError
 from flask_booklore_oidc.settings import Settings
 from flask_booklore_oidc.transport import CHUNK, MAX_BODY, TooLarge, TooSlow, Transport
 
@@ -126,3 +128,117 @@ def test_a_caller_cannot_turn_redirects_on(server, transport):
     server.routes["/target"] = json_answer({})
     transport.get(server.base_url + "/moved", SETTINGS, allow_redirects=True)
     assert server.hits["/target"] == 0
+
+
+# -- a failed discovery is remembered -------------------------------------------------------------
+
+WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def cache(transport, clock) -> ProviderCache:
+    return ProviderCache(transport, ttl=300, min_refetch=10, clock=clock)
+
+
+def discovery_document(base: str) -> dict[str, str]:
+    return {
+        "issuer": base,
+        "authorization_endpoint": base + "/authorize",
+        "token_endpoint": base + "/token",
+        "jwks_uri": base + "/jwks",
+    }
+
+
+def test_a_second_discovery_within_30_s_of_a_failure_sends_no_request(server, transport, cache, clock):
+    server.routes[WELL_KNOWN] = json_answer({"error": "down"}, 503)
+    settings = Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT)
+    with pytest.raises(OIDCError):
+        cache.metadata(settings)
+    clock.now += 29
+    with pytest.raises(OIDCError, match="HTTP 503") as again:
+        cache.metadata(settings)
+    assert again.value.error_code == "provider_unreachable"
+    assert transport.total == 1
+
+
+def test_a_hanging_provider_costs_one_deadline_per_interval_not_one_per_sign_in(server, transport, cache):
+    server.routes[WELL_KNOWN] = trickle(interval=0.5, length=100)
+    settings = Settings(issuer_uri=server.base_url, http_timeout=0.6)
+    with pytest.raises(OIDCError):
+        cache.metadata(settings)
+    started = time.monotonic()
+    with pytest.raises(OIDCError, match="did not answer in time"):
+        cache.metadata(settings)
+    assert time.monotonic() - started < 0.1
+    assert transport.total == 1
+
+
+def test_a_bad_discovery_document_is_remembered_too(server, transport, cache, clock):
+    server.routes[WELL_KNOWN] = json_answer({**discovery_document(server.base_url), "issuer": "https://elsewhere"})
+    settings = Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT)
+    for _ in range(2):
+        with pytest.raises(OIDCError) as refused:
+            cache.metadata(settings)
+        assert refused.value.error_code == "issuer_mismatch"
+    assert transport.total == 1
+
+
+def test_discovery_is_tried_again_once_the_failure_is_30_s_old(server, transport, cache, clock):
+    server.routes[WELL_KNOWN] = json_answer({}, 503)
+    settings = Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT)
+    with pytest.raises(OIDCError):
+        cache.metadata(settings)
+    server.routes[WELL_KNOWN] = json_answer(discovery_document(server.base_url))
+    clock.now += 30
+    assert cache.metadata(settings).issuer == server.base_url
+    assert transport.total == 2
+
+
+def test_forget_clears_a_remembered_failure(server, transport, cache):
+    server.routes[WELL_KNOWN] = json_answer({}, 503)
+    settings = Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT)
+    with pytest.raises(OIDCError):
+        cache.metadata(settings)
+    server.routes[WELL_KNOWN] = json_answer(discovery_document(server.base_url))
+    cache.forget()
+    assert cache.metadata(settings).issuer == server.base_url
+
+
+def test_the_failure_interval_is_a_constructor_argument(server, transport, clock):
+    cache = ProviderCache(transport, ttl=300, min_refetch=10, failure_ttl=5, clock=clock)
+    server.routes[WELL_KNOWN] = json_answer({}, 503)
+    settings = Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT)
+    with pytest.raises(OIDCError):
+        cache.metadata(settings)
+    clock.now += 5
+    with pytest.raises(OIDCError):
+        cache.metadata(settings)
+    assert transport.total == 2
+
+
+def test_a_failure_is_remembered_per_issuer(server, transport, cache):
+    server.routes[WELL_KNOWN] = json_answer({}, 503)
+    with pytest.raises(OIDCError):
+        cache.metadata(Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT))
+    server.routes["/other" + WELL_KNOWN] = json_answer(discovery_document(server.base_url + "/other"))
+    assert cache.metadata(Settings(issuer_uri=server.base_url + "/other", http_timeout=TIMEOUT))
+
+
+def test_a_too_large_discovery_document_is_provider_unreachable(server, transport, cache):
+    server.routes[WELL_KNOWN] = announce_length(100_000_000)
+    with pytest.raises(OIDCError, match="more than 1 MiB") as refused:
+        cache.metadata(Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT))
+    assert refused.value.error_code == "provider_unreachable"
