@@ -17,6 +17,7 @@ a slow connect and a slow body.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -24,6 +25,9 @@ from typing import Any
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
@@ -56,10 +60,63 @@ class TooLarge(TransportError):
         self.received = received
 
 
+#: the deadline (time.monotonic) of the request this thread is sending, if any
+_deadline = threading.local()
+
+
+def _cut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: nothing left to cut
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Deadline:
+    """Mixed into urllib3's connections: while the status line and headers are read, a timer
+    shuts the socket down at the deadline. Each read already waits at most the remaining time,
+    but a provider sending one header byte at a time would otherwise never be cut off."""
+
+    sock: socket.socket | None
+
+    def getresponse(self) -> Any:
+        deadline: float | None = getattr(_deadline, "value", None)
+        if deadline is None or self.sock is None:
+            return super().getresponse()  # type: ignore[misc]
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (self.sock,))
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            timer.cancel()
+
+
+class _HTTPConnection(_Deadline, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Deadline, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class Transport:
     def __init__(self, *, max_body: int = MAX_BODY, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
+        for prefix in ("http://", "https://"):
+            self._session.mount(prefix, _Adapter())
         self._lock = threading.Lock()
         self.max_body = max_body
         self.connect_timeout = connect_timeout
@@ -81,7 +138,15 @@ class Transport:
             kwargs.setdefault("verify", settings.ca_bundle)
         with self._lock:
             self.sent[method] = self.sent.get(method, 0) + 1
-        response = self._session.request(method, url, **kwargs)
+        _deadline.value = deadline
+        try:
+            response = self._session.request(method, url, **kwargs)
+        except requests.ConnectionError:
+            if time.monotonic() >= deadline:
+                raise TooSlow(f"The response did not arrive within {total:g} s.") from None
+            raise
+        finally:
+            _deadline.value = None
         try:
             response._content = self._read_body(response, deadline, total)
             # Read to the end: the connection goes back to the pool instead of being closed.

@@ -116,6 +116,20 @@ def trickle(interval: float = 0.5, length: int = 1000) -> Route:
     return route
 
 
+def trickle_headers(interval: float = 0.5, count: int = 1000) -> Route:
+    """A status line, then one header byte every ``interval`` seconds."""
+
+    def route(handler: _Handler) -> None:
+        if not handler.write(b"HTTP/1.1 200 OK\r\nX-Slow: "):
+            return
+        for _ in range(count):
+            if not handler.write(b"a"):
+                return
+            time.sleep(interval)
+
+    return route
+
+
 def flood(total: int, *, announce: bool = True, piece: int = 64 * 1024) -> Route:
     """200 with a ``total``-byte body sent as fast as the client takes it."""
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from hostile import HostileServer, announce_length, flood, json_answer, redirect, trickle
+from hostile import HostileServer, announce_length, flood, json_answer, redirect, trickle, trickle_headers
 
 from flask_booklore_oidc.discovery import ProviderCache
 from flask_booklore_oidc.errors import OIDCError
@@ -43,6 +43,14 @@ def test_a_body_trickling_one_byte_every_half_second_is_cut_off_at_the_deadline(
     server.routes["/slow"] = trickle(interval=0.5, length=100)
     started = time.monotonic()
     with pytest.raises(TooSlow, match=f"within {TIMEOUT:g} s"):
+        transport.get(server.base_url + "/slow", SETTINGS)
+    assert time.monotonic() - started < TIMEOUT + MARGIN
+
+
+def test_headers_trickling_one_byte_every_half_second_are_cut_off_at_the_deadline(server, transport):
+    server.routes["/slow"] = trickle_headers(interval=0.5)
+    started = time.monotonic()
+    with pytest.raises(TooSlow):
         transport.get(server.base_url + "/slow", SETTINGS)
     assert time.monotonic() - started < TIMEOUT + MARGIN
 
