@@ -35,7 +35,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .discovery import ProviderMetadata, discovery_url, issuers_match, usable_keys
+from .discovery import ProviderMetadata, discovery_url, issuers_match, shown_url, usable_keys
 from .errors import error_code, secret_forms
 from .flow import client_auth, requested_scopes, token_auth_method
 from .settings import Settings
@@ -206,7 +206,7 @@ class _Run:
         self.date_header = response.headers.get("Date")
         status = response.status_code
         if status in (301, 302, 303, 307, 308):
-            location = _shown_url(urljoin(url, response.headers.get("Location", "")))
+            location = shown_url(urljoin(url, response.headers.get("Location", "")))
             self.result(
                 "discovery",
                 Status.FAIL,
@@ -250,7 +250,7 @@ class _Run:
                 "issuer", Status.FAIL, "The discovery document names no issuer; this is not an OpenID provider."
             )
             return
-        shown = _shown_url(reported)
+        shown = shown_url(reported)
         if reported == configured:
             self.result("issuer", Status.PASS, f"The provider's issuer is exactly the Issuer URI, {reported}.")
         elif issuers_match(configured, reported):
@@ -318,7 +318,7 @@ class _Run:
 
     def jwks(self) -> None:
         assert self.metadata is not None
-        url = _shown_url(self.metadata.jwks_uri) or "the address in jwks_uri"
+        url = shown_url(self.metadata.jwks_uri) or "the address in jwks_uri"
         try:
             response = self.send("GET", self.metadata.jwks_uri, headers={"Accept": "application/json"})
         except requests.RequestException as exc:
@@ -487,7 +487,7 @@ class _Run:
             self.result(
                 "client_auth",
                 Status.FAIL,
-                f"Cannot reach the token endpoint {_shown_url(self.metadata.token_endpoint)}: "
+                f"Cannot reach the token endpoint {shown_url(self.metadata.token_endpoint)}: "
                 f"{self.network_problem(exc)}.",
             )
             return
@@ -570,7 +570,7 @@ class _Run:
             self.result(
                 "authorize",
                 Status.FAIL,
-                f"Cannot reach the authorization endpoint {_shown_url(self.metadata.authorization_endpoint)}: "
+                f"Cannot reach the authorization endpoint {shown_url(self.metadata.authorization_endpoint)}: "
                 f"{self.network_problem(exc)}.",
             )
             return
@@ -603,7 +603,7 @@ class _Run:
             self.result(
                 "authorize",
                 Status.WARN,
-                f"The provider sent the browser to {_shown_url(location) or 'another address'} instead of back to "
+                f"The provider sent the browser to {shown_url(location) or 'another address'} instead of back to "
                 f"{redirect}; it may be showing an error there. If sign-in fails, compare the Callback URL "
                 "registered at the provider with the Redirect URI in the reference panel.",
             )
@@ -775,18 +775,6 @@ def _authorize_advice(error: str) -> str:
         "unsupported_response_type": "The provider does not allow response_type=code for this client.",
         "access_denied": "The provider denied access; check which users and groups may use this client there.",
     }.get(error, "Use Test sign-in to see whether a real sign-in works.")
-
-
-def _shown_url(value: object) -> str:
-    """An address from the provider reduced to what we may show: an http(s) URL's scheme, host
-    and path, without control characters or spaces and at most 200 characters; "" otherwise."""
-    if not isinstance(value, str) or len(value) > 2000 or not value.isprintable() or " " in value:
-        return ""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
-        return ""
-    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
-    return shown if len(shown) <= 200 else ""
 
 
 def _listed(values: list[Any]) -> str:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from joserfc.errors import JoseError
@@ -30,6 +31,18 @@ WELL_KNOWN = "/.well-known/openid-configuration"
 
 def discovery_url(issuer_uri: str) -> str:
     return issuer_uri.rstrip("/") + WELL_KNOWN
+
+
+def shown_url(value: object) -> str:
+    """An address from the provider reduced to what we may show: an http(s) URL's scheme, host
+    and path, without control characters or spaces and at most 200 characters; "" otherwise."""
+    if not isinstance(value, str) or len(value) > 2000 or not value.isprintable() or " " in value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        return ""
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return shown if len(shown) <= 200 else ""
 
 
 def issuers_match(configured: str, reported: str) -> bool:
@@ -71,9 +84,11 @@ class ProviderMetadata:
             raise OIDCError("provider_unreachable", "The discovery document is not a JSON object.")
         issuer = document.get("issuer")
         if not isinstance(issuer, str) or not issuers_match(configured_issuer, issuer):
+            # Only a plain address is repeated: the document is the provider's text.
+            reported = f"the issuer {shown_url(issuer)!r}" if shown_url(issuer) == issuer else "another issuer"
             raise OIDCError(
                 "issuer_mismatch",
-                f"The provider reports the issuer {issuer!r}, but the configured Issuer URI is {configured_issuer!r}.",
+                f"The provider reports {reported}, but the configured Issuer URI is {configured_issuer!r}.",
             )
         missing = [
             name
@@ -222,7 +237,7 @@ class ProviderCache:
             keys = KeySet.import_key_set({"keys": usable})
         except (JoseError, ValueError, TypeError) as exc:
             raise OIDCError(
-                "provider_unreachable", f"The JWKS at {url} holds a key that cannot be read: {exc}."
+                "provider_unreachable", f"The JWKS at {url} holds a key that cannot be read ({type(exc).__name__})."
             ) from None
         entry = _Keys(keys, now)
         with self._lock:

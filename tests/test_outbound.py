@@ -250,3 +250,12 @@ def test_a_too_large_discovery_document_is_provider_unreachable(server, transpor
     with pytest.raises(OIDCError, match="more than 1 MiB") as refused:
         cache.metadata(Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT))
     assert refused.value.error_code == "provider_unreachable"
+
+
+def test_a_foreign_issuer_that_is_not_a_plain_address_is_not_quoted(server, transport, cache):
+    document = {**discovery_document(server.base_url), "issuer": "<b>INTERNAL-ADMIN-PANEL</b>"}
+    server.routes[WELL_KNOWN] = json_answer(document)
+    with pytest.raises(OIDCError) as refused:
+        cache.metadata(Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT))
+    assert refused.value.error_code == "issuer_mismatch"
+    assert "INTERNAL-ADMIN-PANEL" not in refused.value.detail
