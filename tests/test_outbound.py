@@ -120,6 +120,22 @@ def test_too_large_is_a_request_exception(server, transport):
         transport.get(server.base_url + "/huge", SETTINGS)
 
 
+def test_an_adapter_that_produced_the_body_itself_is_read_against_the_cap(transport):
+    class InProcess(requests.adapters.BaseAdapter):
+        def send(self, request: requests.PreparedRequest, *args: object, **kwargs: object) -> requests.Response:
+            response = requests.Response()
+            response.status_code = 200
+            response._content = b"x" * (MAX_BODY + 1)
+            return response
+
+        def close(self) -> None:
+            pass
+
+    transport._session.mount("http://in-process/", InProcess())
+    with pytest.raises(TooLarge):
+        transport.get("http://in-process/big", SETTINGS)
+
+
 # -- redirects -----------------------------------------------------------------------------------
 
 
