@@ -4,7 +4,12 @@ Plain functions over plain data: :func:`run_checks` takes a :class:`~.settings.S
 unsaved form values merged over the saved ones), a :class:`~.transport.Transport` and the
 Redirect URI, and returns one :class:`CheckResult` per check, in a fixed order. Nothing is saved
 and nothing is cached. Every request is bounded by the HTTP timeout and all of them together by
-a total deadline; redirects are never followed.
+a total deadline; redirects are never followed. When discovery or the issuer check fails, no
+further request is sent (one SKIP line says so).
+
+Messages are in our words: nothing of a provider's answer body is quoted except structured
+facts — status codes, an OAuth error code that is a plain token, addresses reduced to scheme,
+host and path (SPEC §5.10).
 
 ::
 
@@ -14,7 +19,6 @@ a total deadline; redirects are never followed.
 
 from __future__ import annotations
 
-import html
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -31,10 +35,11 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .discovery import ProviderMetadata, discovery_url, issuers_match, usable_keys
+from .discovery import ProviderMetadata, discovery_url, issuers_match, shown_url, usable_keys
+from .errors import error_code, secret_forms
 from .flow import client_auth, requested_scopes, token_auth_method
 from .settings import Settings
-from .transport import Transport
+from .transport import TooLarge, Transport
 
 #: seconds all requests of one Test Connection may take together
 TOTAL_BUDGET = 30.0
@@ -77,6 +82,9 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("clock", "Clock drift"),
 )
 LABELS = dict(CHECKS)
+#: the one line that stands for every check not run after discovery or the issuer failed
+REMAINING = ("remaining", "Remaining checks")
+LABELS[REMAINING[0]] = REMAINING[1]
 
 REACH_ADVICE = (
     "If both run in Docker, make sure they share a network or that the provider's external URL is "
@@ -129,6 +137,9 @@ class _Run:
         self.metadata: ProviderMetadata | None = None
         self.date_header: str | None = None
         self.discovery_midpoint = 0.0
+        #: what must be fixed before the other checks mean anything (set when one fails early)
+        self.blocked_by: str | None = None
+        self.last_timeout = settings.http_timeout
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -136,22 +147,26 @@ class _Run:
         self.results[key] = CheckResult(key, LABELS[key], status, self.scrub(message))
 
     def scrub(self, text: str) -> str:
-        """Provider answers are quoted in messages; a provider that echoes the secret back must
-        not make us show it."""
-        secret = self.settings.client_secret
-        return text.replace(secret, "[secret]") if secret else text
+        """Messages quote no provider text, but should one slip in (an address the provider
+        chose, say), the secret is not shown in any encoding."""
+        for form in secret_forms(self.settings.client_secret, self.settings.client_id):
+            text = text.replace(form, "[secret]")
+        return text
 
     def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         remaining = self.deadline - self.clock()
         if remaining <= 0:
             raise _OutOfTime
-        kwargs["timeout"] = min(self.settings.http_timeout, remaining)
+        # The transport makes this the whole request's deadline, so the budget holds too.
+        kwargs["timeout"] = self.last_timeout = min(self.settings.http_timeout, remaining)
         kwargs["allow_redirects"] = False
         return self.transport.request(method, url, self.settings, **kwargs)
 
     def network_problem(self, exc: requests.RequestException) -> str:
         if isinstance(exc, requests.Timeout):
-            return f"no answer within {min(self.settings.http_timeout, self.budget):g} s"
+            return f"no answer within {round(self.last_timeout, 1):g} s"
+        if isinstance(exc, TooLarge):
+            return "it answered with more than 1 MiB, which is not accepted"
         if isinstance(exc, requests.exceptions.SSLError):
             return (
                 "its TLS certificate was not accepted (for a private certificate authority, set CA bundle "
@@ -191,7 +206,7 @@ class _Run:
         self.date_header = response.headers.get("Date")
         status = response.status_code
         if status in (301, 302, 303, 307, 308):
-            location = response.headers.get("Location", "")
+            location = shown_url(urljoin(url, response.headers.get("Location", "")))
             self.result(
                 "discovery",
                 Status.FAIL,
@@ -235,6 +250,7 @@ class _Run:
                 "issuer", Status.FAIL, "The discovery document names no issuer; this is not an OpenID provider."
             )
             return
+        shown = shown_url(reported)
         if reported == configured:
             self.result("issuer", Status.PASS, f"The provider's issuer is exactly the Issuer URI, {reported}.")
         elif issuers_match(configured, reported):
@@ -243,6 +259,13 @@ class _Run:
                 Status.PASS,
                 f"The provider calls itself {reported}; the Issuer URI {configured} differs only by a trailing slash, "
                 f"which is tolerated. Tokens are checked against {reported} exactly.",
+            )
+        elif shown != reported:
+            self.result(
+                "issuer",
+                Status.FAIL,
+                f"The provider names an issuer that is not a plain https or http address, and not the Issuer URI "
+                f"{configured}. Every sign-in would be refused: check that the Issuer URI is the provider's address.",
             )
         else:
             self.result(
@@ -295,9 +318,9 @@ class _Run:
 
     def jwks(self) -> None:
         assert self.metadata is not None
-        url = self.metadata.jwks_uri
+        url = shown_url(self.metadata.jwks_uri) or "the address in jwks_uri"
         try:
-            response = self.send("GET", url, headers={"Accept": "application/json"})
+            response = self.send("GET", self.metadata.jwks_uri, headers={"Accept": "application/json"})
         except requests.RequestException as exc:
             self.result("jwks", Status.FAIL, f"Cannot fetch the signing keys from {url}: {self.network_problem(exc)}.")
             return
@@ -327,9 +350,13 @@ class _Run:
         try:
             KeySet.import_key_set({"keys": usable})
         except (JoseError, ValueError, TypeError) as exc:
-            self.result("jwks", Status.FAIL, f"The JWKS at {url} holds a key that cannot be read: {exc}.")
+            self.result(
+                "jwks", Status.FAIL, f"The JWKS at {url} holds a key that cannot be read ({type(exc).__name__})."
+            )
             return
-        kinds = sorted({f"{k.get('kty')}" + (f" {k['alg']}" if isinstance(k.get("alg"), str) else "") for k in usable})
+        kinds = sorted(
+            {f"{k.get('kty')}" + (f" {error_code(k.get('alg'))}" if error_code(k.get("alg")) else "") for k in usable}
+        )
         self.result("jwks", Status.PASS, f"{len(usable)} signing key(s) ({', '.join(kinds)}) at {url}.")
 
     def response_type(self) -> None:
@@ -347,7 +374,7 @@ class _Run:
             self.result(
                 "response_type",
                 Status.FAIL,
-                "The provider does not offer response_type=code (it lists " + ", ".join(map(str, types)) + "); this "
+                "The provider does not offer response_type=code (it lists " + _listed(types) + "); this "
                 "app needs the authorization code flow.",
             )
 
@@ -358,7 +385,7 @@ class _Run:
         if isinstance(methods, list) and "S256" in methods:
             self.result("pkce", Status.PASS, "The provider supports PKCE with S256, which every sign-in uses.")
         elif isinstance(methods, list):
-            listed = ", ".join(map(str, methods)) or "nothing"
+            listed = _listed(methods)
             if public:
                 self.result(
                     "pkce",
@@ -460,7 +487,8 @@ class _Run:
             self.result(
                 "client_auth",
                 Status.FAIL,
-                f"Cannot reach the token endpoint {self.metadata.token_endpoint}: {self.network_problem(exc)}.",
+                f"Cannot reach the token endpoint {shown_url(self.metadata.token_endpoint)}: "
+                f"{self.network_problem(exc)}.",
             )
             return
         try:
@@ -468,9 +496,9 @@ class _Run:
         except ValueError:
             body = None
         body = body if isinstance(body, dict) else {}
-        error = body.get("error") if isinstance(body.get("error"), str) else None
-        description = body.get("error_description") if isinstance(body.get("error_description"), str) else ""
-        said = f"{error}" + (f": {description}" if description else "") if error else f"HTTP {response.status_code}"
+        # Only the error code is repeated, never error_description: it is the provider's text.
+        error = error_code(body.get("error"))
+        said = f"{error}, HTTP {response.status_code}" if error else f"HTTP {response.status_code}"
         public = settings.is_public_client
         if error == "invalid_client" or (error is None and response.status_code == 401):
             if public:
@@ -481,8 +509,11 @@ class _Run:
                 )
             else:
                 message = (
-                    f"The provider refused the Client ID or the Client Secret ({said}). Copy both fresh from the "
-                    f"provider, and check Client authentication (now {method})."
+                    f"The provider refused the Client ID or the Client Secret ({said}). Either one is wrong (copy "
+                    "both fresh from the provider), or the client authentication does not match: this app sends the "
+                    f"secret with {method}, and a client the provider registered as public (no secret) refuses any "
+                    "secret. For a public client, clear the Client Secret here; otherwise set Client authentication "
+                    "to the method the provider expects."
                 )
             self.result("client_auth", Status.FAIL, message + note)
         elif error == "invalid_grant":
@@ -494,11 +525,18 @@ class _Run:
                 "expected." + note,
             )
         elif error == "unauthorized_client":
+            cause = (
+                ""
+                if public
+                else " This is also what a provider answers when it registered the client as public (no secret) "
+                f"and this app sends a secret ({method}): then clear the Client Secret here, or make the client "
+                "confidential at the provider."
+            )
             self.result(
                 "client_auth",
                 Status.FAIL,
                 f"The provider does not let this client use the authorization code grant ({said}); enable it for "
-                "the client at the provider." + note,
+                "the client at the provider." + cause + note,
             )
         else:
             self.result(
@@ -532,7 +570,7 @@ class _Run:
             self.result(
                 "authorize",
                 Status.FAIL,
-                f"Cannot reach the authorization endpoint {self.metadata.authorization_endpoint}: "
+                f"Cannot reach the authorization endpoint {shown_url(self.metadata.authorization_endpoint)}: "
                 f"{self.network_problem(exc)}.",
             )
             return
@@ -543,6 +581,8 @@ class _Run:
             if _same_endpoint(location, redirect):
                 answer = _answer(location)
                 error = answer.get("error")
+                if error is not None:
+                    error = error_code(error) or "an error"
                 if error is None or error in _INTERACTION_ERRORS:
                     said = (
                         f"it answered {error}, as expected without a signed-in browser" if error else "it issued a code"
@@ -553,32 +593,29 @@ class _Run:
                         f"The provider accepts the Client ID and sends browsers back to {redirect} ({said}).",
                     )
                 else:
-                    described = error + (f": {answer['error_description']}" if answer.get("error_description") else "")
                     self.result(
                         "authorize",
                         Status.WARN,
-                        f"The provider accepts the Client ID and the Redirect URI, but answered {described}. "
+                        f"The provider accepts the Client ID and the Redirect URI, but answered {error}. "
                         + _authorize_advice(error),
                     )
                 return
-            target = urlsplit(location)
             self.result(
                 "authorize",
                 Status.WARN,
-                f"The provider sent the browser to {target.scheme}://{target.netloc}{target.path} instead of back to "
+                f"The provider sent the browser to {shown_url(location) or 'another address'} instead of back to "
                 f"{redirect}; it may be showing an error there. If sign-in fails, compare the Callback URL "
                 "registered at the provider with the Redirect URI in the reference panel.",
             )
             return
         if 400 <= status < 500:
-            said = _page_title(response)
+            # The error page is the provider's text, possibly much more than an error: not quoted.
             self.result(
                 "authorize",
                 Status.FAIL,
-                f"The provider refused the Client ID or the Redirect URI (HTTP {status}"
-                + (f": {said}" if said else "")
-                + f"). Register exactly {redirect} as a Callback URL at the provider, and copy the Client ID "
-                "fresh from it.",
+                f"The provider refused the Client ID or the Redirect URI (HTTP {status}). Register exactly "
+                f"{redirect} as a Callback URL at the provider, and copy the Client ID fresh from it; the "
+                "provider's own log or admin page says which of the two it refused.",
             )
             return
         if status >= 500:
@@ -640,7 +677,7 @@ class _Run:
         try:
             provider_time = parsedate_to_datetime(self.date_header).timestamp()
         except (TypeError, ValueError):
-            self.result("clock", Status.SKIP, f"The provider's Date header {self.date_header!r} cannot be read.")
+            self.result("clock", Status.SKIP, "The provider's Date header cannot be read.")
             return
         drift = provider_time - self.discovery_midpoint
         seconds = abs(round(drift))
@@ -677,6 +714,8 @@ class _Run:
             ("clock", self.clock_drift, lambda: self.document is not None),
         ]
         for key, check, possible in steps:
+            if self.blocked_by is not None:
+                break
             if not possible():
                 needs = "the discovery document" if self.document is None else "the endpoints"
                 self.result(key, Status.SKIP, f"Not checked: needs {needs}.")
@@ -685,7 +724,21 @@ class _Run:
                 check()
             except _OutOfTime:
                 self.result(key, Status.SKIP, f"Not checked: Test Connection stops after {self.budget:g} s in total.")
-        return [self.results[key] for key, _ in CHECKS]
+            if key in ("discovery", "issuer") and self.results[key].status == Status.FAIL:
+                # Nothing the provider says can be trusted yet, and nothing more is sent to it.
+                self.blocked_by = key
+        results = [self.results[key] for key, _ in CHECKS if key in self.results]
+        if self.blocked_by is not None:
+            fix = "the discovery check above" if self.blocked_by == "discovery" else "the issuer"
+            results.append(
+                CheckResult(
+                    REMAINING[0],
+                    REMAINING[1],
+                    Status.SKIP,
+                    f"Remaining checks skipped: fix {fix} first. Nothing more was sent to the provider.",
+                )
+            )
+        return results
 
 
 def run_checks(
@@ -724,15 +777,8 @@ def _authorize_advice(error: str) -> str:
     }.get(error, "Use Test sign-in to see whether a real sign-in works.")
 
 
-def _page_title(response: requests.Response) -> str:
-    """A short, plain-text hint of what an error page says (its title, or its first words)."""
-    text = response.text[:4000] if response.text else ""
-    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-    if match:
-        hint = match.group(1)
-    elif "html" in response.headers.get("Content-Type", ""):
-        hint = re.sub(r"<[^>]+>", " ", text)
-    else:
-        hint = text
-    hint = " ".join(html.unescape(hint).split())
-    return hint[:160]
+def _listed(values: list[Any]) -> str:
+    """A provider's list of names, for a message: plain tokens only, at most ten."""
+    names = [name for name in map(error_code, values) if name]
+    more = len(values) - len(names[:10])
+    return ", ".join(names[:10]) + (f" and {more} more" if more else "") if values else "nothing"

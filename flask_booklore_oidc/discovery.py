@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from joserfc.errors import JoseError
@@ -21,7 +22,7 @@ from joserfc.jwk import KeySet
 
 from .errors import OIDCError
 from .settings import Settings
-from .transport import Transport
+from .transport import TooLarge, Transport
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,18 @@ WELL_KNOWN = "/.well-known/openid-configuration"
 
 def discovery_url(issuer_uri: str) -> str:
     return issuer_uri.rstrip("/") + WELL_KNOWN
+
+
+def shown_url(value: object) -> str:
+    """An address from the provider reduced to what we may show: an http(s) URL's scheme, host
+    and path, without control characters or spaces and at most 200 characters; "" otherwise."""
+    if not isinstance(value, str) or len(value) > 2000 or not value.isprintable() or " " in value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        return ""
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return shown if len(shown) <= 200 else ""
 
 
 def issuers_match(configured: str, reported: str) -> bool:
@@ -75,9 +88,11 @@ class ProviderMetadata:
             raise OIDCError("provider_unreachable", "The discovery document is not a JSON object.")
         issuer = document.get("issuer")
         if not isinstance(issuer, str) or not issuers_match(configured_issuer, issuer):
+            # Only a plain address is repeated: the document is the provider's text.
+            reported = f"the issuer {shown_url(issuer)!r}" if shown_url(issuer) == issuer else "another issuer"
             raise OIDCError(
                 "issuer_mismatch",
-                f"The provider reports the issuer {issuer!r}, but the configured Issuer URI is {configured_issuer!r}.",
+                f"The provider reports {reported}, but the configured Issuer URI is {configured_issuer!r}.",
             )
         missing = [
             name
@@ -111,6 +126,8 @@ def fetch_json(transport: Transport, url: str, settings: Settings, what: str) ->
         response = transport.get(url, settings, headers={"Accept": "application/json"})
     except requests.Timeout:
         raise OIDCError("provider_unreachable", f"The {what} at {url} did not answer in time.") from None
+    except TooLarge:
+        raise OIDCError("provider_unreachable", f"The {what} at {url} answered with more than 1 MiB.") from None
     except requests.RequestException as exc:
         raise OIDCError("provider_unreachable", f"Cannot reach the {what} at {url}: {type(exc).__name__}.") from None
     if response.status_code != 200:
@@ -138,18 +155,34 @@ class _Keys:
     fetched_at: float
 
 
+#: seconds a failed discovery is remembered (and raised again without a request)
+FAILURE_TTL = 30.0
+
+
 class ProviderCache:
-    """Per-process cache of discovery documents and key sets, keyed by URL."""
+    """Per-process cache of discovery documents and key sets, keyed by URL.
+
+    A failed discovery (unreachable, too slow, not a valid document) is remembered for
+    ``failure_ttl`` seconds and raised again without a request: a provider that is down or hangs
+    costs one request per interval, not one per sign-in attempt (SPEC §5.9)."""
 
     def __init__(
-        self, transport: Transport, *, ttl: float, min_refetch: float, clock: Callable[[], float] = time.monotonic
+        self,
+        transport: Transport,
+        *,
+        ttl: float,
+        min_refetch: float,
+        failure_ttl: float = FAILURE_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transport = transport
         self._ttl = ttl
+        self._failure_ttl = failure_ttl
         self._min_refetch = min_refetch
         self._clock = clock
         self._lock = threading.Lock()
         self._metadata: dict[str, tuple[ProviderMetadata, float]] = {}
+        self._failed: dict[str, tuple[OIDCError, float]] = {}
         self._keys: dict[str, _Keys] = {}
         self._last_forced: dict[str, float] = {}
 
@@ -159,12 +192,23 @@ class ProviderCache:
         now = self._clock()
         with self._lock:
             cached = self._metadata.get(issuer)
+            failed = self._failed.get(issuer)
         if cached is not None and now - cached[1] < self._ttl:
             return cached[0]
-        document = fetch_json(self._transport, discovery_url(issuer), settings, "discovery endpoint")
-        metadata = ProviderMetadata.parse(document, issuer)
+        if failed is not None and now - failed[1] < self._failure_ttl:
+            error = failed[0]
+            # A fresh exception each time: one instance raised in many threads would share its traceback.
+            raise OIDCError(error.error_code, error.detail)
+        try:
+            document = fetch_json(self._transport, discovery_url(issuer), settings, "discovery endpoint")
+            metadata = ProviderMetadata.parse(document, issuer)
+        except OIDCError as exc:
+            with self._lock:
+                self._failed[issuer] = (exc, self._clock())
+            raise
         with self._lock:
             self._metadata[issuer] = (metadata, now)
+            self._failed.pop(issuer, None)
         return metadata
 
     def keys(self, metadata: ProviderMetadata, settings: Settings, *, kid: str | None = None) -> KeySet:
@@ -197,7 +241,7 @@ class ProviderCache:
             keys = KeySet.import_key_set({"keys": usable})
         except (JoseError, ValueError, TypeError) as exc:
             raise OIDCError(
-                "provider_unreachable", f"The JWKS at {url} holds a key that cannot be read: {exc}."
+                "provider_unreachable", f"The JWKS at {url} holds a key that cannot be read ({type(exc).__name__})."
             ) from None
         entry = _Keys(keys, now)
         with self._lock:
@@ -216,6 +260,7 @@ class ProviderCache:
     def forget(self) -> None:
         with self._lock:
             self._metadata.clear()
+            self._failed.clear()
             self._keys.clear()
             self._last_forced.clear()
 

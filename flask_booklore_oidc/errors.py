@@ -9,8 +9,13 @@ then the host's handler renders it (after our log line and ``login_failed`` sign
 
 from __future__ import annotations
 
+import base64
+import html
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal, get_args
+from urllib.parse import quote, quote_plus
 
 from werkzeug.exceptions import HTTPException
 
@@ -175,3 +180,50 @@ class OIDCError(HTTPException):
 
 
 assert set(get_args(ErrorCode)) == set(ERRORS), "every error code has its entry in ERRORS"
+
+#: how much of a provider's own description we show, at most
+MAX_PROVIDER_TEXT = 300
+#: an OAuth error code we are willing to repeat (RFC 6749 §5.2 codes are all of this shape)
+ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def error_code(value: object) -> str | None:
+    """``value`` if it looks like an OAuth error code (a short token), else None: the only text
+    of a provider's error body we repeat verbatim."""
+    return value if isinstance(value, str) and ERROR_CODE.fullmatch(value) else None
+
+
+def secret_forms(secret: str, client_id: str = "") -> list[str]:
+    """Every form in which ``secret`` may come back from a provider that echoes our request:
+    plain, form-encoded (``quote_plus``, ``quote``), HTML-escaped, and inside HTTP Basic
+    credentials (base64 of ``id:secret``, with and without RFC 6749 §2.3.1 form-encoding,
+    standard and URL-safe alphabet, with and without padding). Longest first."""
+    if not secret:
+        return []
+    forms = {secret, quote_plus(secret, safe=""), quote(secret, safe=""), quote(secret), html.escape(secret)}
+    for user, password in ((client_id, secret), (quote_plus(client_id, safe=""), quote_plus(secret, safe=""))):
+        pair = f"{user}:{password}".encode()
+        for encoded in (base64.b64encode(pair), base64.urlsafe_b64encode(pair)):
+            text = encoded.decode("ascii")
+            forms.update({text, text.rstrip("=")})
+    return sorted(forms, key=len, reverse=True)
+
+
+def scrub(text: str, secret: str, client_id: str = "") -> str:
+    """A provider's text made fit to show: control and format characters removed (first, so
+    they cannot hide the secret), the secret replaced by ``[secret]`` in every form of
+    :func:`secret_forms` (case-insensitively), whitespace collapsed, at most
+    :data:`MAX_PROVIDER_TEXT` characters.
+
+    >>> scrub("bad secret s3cr%21t\\x07", "s3cr!t")
+    'bad secret [secret]'
+    """
+    text = "".join(
+        " " if ch in "\t\n\r\v\f" else ch for ch in text if ch in "\t\n\r\v\f" or unicodedata.category(ch)[0] != "C"
+    )
+    for form in secret_forms(secret, client_id):
+        text = re.sub(re.escape(form), "[secret]", text, flags=re.IGNORECASE)
+    text = " ".join(text.split())
+    if len(text) > MAX_PROVIDER_TEXT:
+        text = text[: MAX_PROVIDER_TEXT - 1].rstrip() + "…"
+    return text

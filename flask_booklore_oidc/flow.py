@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 from .claims import ClaimMapping, Identity
 from .discovery import ProviderCache, ProviderMetadata
-from .errors import OIDCError
+from .errors import OIDCError, error_code, scrub
 from .models import Transaction, utcnow
 from .settings import Settings
 from .tokens import Expectations, validate_id_token
-from .transport import Transport
+from .transport import TooLarge, Transport
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +215,8 @@ class SignInFlow:
         if transaction is None:
             transaction = self.consume(params.get("state"), browser_key)
         if params.get("error"):
-            description = params.get("error_description") or ""
-            raise OIDCError(
-                "provider_error",
-                f"The provider answered {params['error']}" + (f": {description}" if description else "."),
-            )
+            said = error_code(params["error"]) or "an error"
+            raise OIDCError("provider_error", f"The provider answered {said}" + self._description(params))
         metadata = self.cache.metadata(self.settings)
         if metadata.issuer != transaction.issuer:
             raise OIDCError("issuer_mismatch", "The provider changed while this sign-in was in progress; start again.")
@@ -297,6 +294,8 @@ class SignInFlow:
             )
         except requests.Timeout:
             raise OIDCError("token_exchange_failed", "The provider's token endpoint did not answer in time.") from None
+        except TooLarge:
+            raise OIDCError("token_exchange_failed", "The token endpoint answered with more than 1 MiB.") from None
         except requests.RequestException as exc:
             raise OIDCError(
                 "token_exchange_failed", f"Cannot reach the token endpoint: {type(exc).__name__}."
@@ -313,16 +312,18 @@ class SignInFlow:
         if error == "invalid_client" or (response.status_code == 401 and error is None):
             raise OIDCError("invalid_client", "The provider rejected the client credentials (invalid_client).")
         if error or response.status_code != 200:
-            description = body.get("error_description")
-            if isinstance(description, str) and self.settings.client_secret:
-                # Shown and logged: a provider that echoes the request must not make us leak it.
-                description = description.replace(self.settings.client_secret, "[secret]")
-            raise OIDCError(
-                "token_exchange_failed",
-                f"The token endpoint answered {error or 'HTTP ' + str(response.status_code)}"
-                + (f": {description}" if isinstance(description, str) else "."),
-            )
+            said = error_code(error) or f"HTTP {response.status_code}"
+            raise OIDCError("token_exchange_failed", f"The token endpoint answered {said}" + self._description(body))
         return body
+
+    def _description(self, answer: Mapping[str, Any]) -> str:
+        """``: <error_description>`` of a provider's error answer (or ``.``), fit to show and log:
+        scrubbed of the secret in every encoding, of control characters, and capped."""
+        description = answer.get("error_description")
+        if isinstance(description, str):
+            # A provider that echoes our request must not make us show or log the secret.
+            description = scrub(description, self.settings.client_secret, self.settings.client_id)
+        return f": {description}" if description else "."
 
     def _userinfo(self, metadata: ProviderMetadata, access_token: str, subject: str) -> dict[str, Any]:
         assert metadata.userinfo_endpoint
@@ -332,6 +333,8 @@ class SignInFlow:
                 self.settings,
                 headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             )
+        except TooLarge:
+            raise OIDCError("provider_unreachable", "The userinfo endpoint answered with more than 1 MiB.") from None
         except requests.RequestException as exc:
             raise OIDCError(
                 "provider_unreachable", f"Cannot reach the userinfo endpoint: {type(exc).__name__}."

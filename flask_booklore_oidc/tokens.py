@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,11 +45,50 @@ def _fail(detail: str) -> OIDCError:
     return OIDCError("invalid_token", detail)
 
 
+#: header members that, when present, must be strings
+_STRING_HEADERS = ("alg", "kid", "typ", "cty")
+#: the latest time we accept in a token, 3000-01-01T00:00:00Z; later ones are not dates worth storing
+_MAX_TIME = 32_503_680_000
+#: claims that are times (seconds since the epoch), when present
+_TIME_CLAIMS = ("exp", "iat", "nbf", "auth_time")
+
+
 def read_header(token: str, what: str = "ID token") -> dict[str, Any]:
+    """The token's protected header; every member we look at has the type it must have, so a
+    malformed token is refused with ``invalid_token`` rather than failing later (SPEC §5.11)."""
     try:
-        return dict(jws.extract_compact(token.encode("ascii")).protected)
-    except (JoseError, ValueError, UnicodeError) as exc:
+        header = dict(jws.extract_compact(token.encode("ascii")).protected)
+    except (JoseError, ValueError, TypeError, UnicodeError) as exc:
         raise _fail(f"The {what} is not a well-formed signed JWT ({type(exc).__name__}).") from None
+    for name in _STRING_HEADERS:
+        if name in header and not isinstance(header[name], str):
+            raise _fail(f"The {what}'s header member {name} is not a string.")
+    crit = header.get("crit")
+    if crit is not None and not (isinstance(crit, list) and all(isinstance(c, str) for c in crit)):
+        raise _fail(f"The {what}'s header member crit is not a list of names.")
+    return header
+
+
+def _check_types(claims: dict[str, Any], what: str) -> None:
+    """Times are numbers of seconds within years 1970 to 9999; ``iss``, ``sub``, ``jti``, ``sid``
+    and ``nonce`` strings; ``aud`` a string or a list of strings. Checked before anything
+    compares or computes with them."""
+    for name in _TIME_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(f"The {what}'s {name} claim is not a number.")
+        if not math.isfinite(value) or not 0 <= value <= _MAX_TIME:
+            raise _fail(f"The {what}'s {name} claim is not a plausible time.")
+    for name in ("iss", "sub", "jti", "sid", "nonce"):
+        if name in claims and not isinstance(claims[name], str):
+            raise _fail(f"The {what}'s {name} claim is not a string.")
+    aud = claims.get("aud")
+    if aud is not None and not (
+        isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))
+    ):
+        raise _fail(f"The {what}'s aud claim is neither a string nor a list of strings.")
 
 
 def _pick_key(header: dict[str, Any], keys: KeySet, what: str) -> list[Key]:
@@ -75,6 +115,8 @@ def verify_signature(
     """
     header = read_header(token, what)
     alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise _fail(f"The {what} names no signing algorithm.")
     if alg in HMAC_ALGORITHMS:
         if not client_secret:
             raise _fail(f"The {what} uses {alg}, which needs a client secret; this is a public client.")
@@ -86,10 +128,17 @@ def verify_signature(
         raise _fail(f"The {what}'s algorithm {alg!r} is not allowed.")
     for key in candidates:
         try:
-            token_obj = jwt.decode(token, key, algorithms=[str(alg)])
+            token_obj = jwt.decode(token, key, algorithms=[alg])
         except JoseError:
             continue
-        return header, dict(token_obj.claims)
+        except (ValueError, TypeError) as exc:
+            # joserfc checks the signature only after parsing; a malformed part ends here.
+            raise _fail(f"The {what} is not a well-formed signed JWT ({type(exc).__name__}).") from None
+        claims = token_obj.claims
+        if not isinstance(claims, dict):
+            raise _fail(f"The {what}'s payload is not a JSON object.")
+        _check_types(claims, what)
+        return header, dict(claims)
     raise _fail(f"The {what}'s signature does not verify with the provider's keys.")
 
 

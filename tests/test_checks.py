@@ -323,22 +323,35 @@ def test_confidential_client_used_without_its_secret_says_to_switch_public_clien
     assert result.status == Status.FAIL and "Public Client" in result.message
 
 
+def test_a_secret_sent_for_a_client_registered_as_public_names_the_likely_mismatch(fake, transport):
+    result = check(run(fake, transport, client_id="public", client_secret=SECRET), "client_auth")
+    assert result.status == Status.FAIL
+    assert "registered as public" in result.message and "clear the Client Secret" in result.message
+
+
+def test_unauthorized_client_with_a_secret_names_the_public_client_mismatch(fake, transport):
+    fake.token_error = (400, {"error": "unauthorized_client"})
+    result = check(run(fake, transport, client_id="confidential", client_secret=SECRET), "client_auth")
+    assert result.status == Status.FAIL and "registered the client as public" in result.message
+
+
 def test_unauthorized_client_fails(fake, transport):
     fake.token_error = (400, {"error": "unauthorized_client"})
     assert check(run(fake, transport), "client_auth").status == Status.FAIL
 
 
-def test_an_unexpected_token_answer_warns(fake, transport):
+def test_an_unexpected_token_answer_warns_naming_only_the_error_code(fake, transport):
     fake.token_error = (400, {"error": "invalid_request", "error_description": "odd"})
     result = check(run(fake, transport), "client_auth")
-    assert result.status == Status.WARN and "invalid_request: odd" in result.message
+    assert result.status == Status.WARN and "invalid_request" in result.message
+    assert "odd" not in result.message
 
 
 def test_a_secret_echoed_by_the_provider_is_not_repeated(fake, transport):
     fake.token_error = (401, {"error": "invalid_client", "error_description": f"secret {SECRET} is wrong"})
     results = run(fake, transport, client_id="confidential", client_secret=SECRET)
     assert SECRET not in json.dumps([r.as_dict() for r in results])
-    assert "[secret]" in check(results, "client_auth").message
+    assert "invalid_client" in check(results, "client_auth").message
 
 
 def test_unreadable_stored_secret_fails_client_authentication(fake, transport):
@@ -375,17 +388,18 @@ def test_login_required_answer_passes(fake, transport):
     assert result.status == Status.PASS and "login_required" in result.message
 
 
-def test_refused_redirect_uri_fails_and_quotes_the_provider(fake, transport):
+def test_refused_redirect_uri_fails_without_quoting_the_provider_page(fake, transport):
     results = run_checks(settings(fake), transport, "http://127.0.0.1:9/elsewhere")
     result = check(results, "authorize")
     assert result.status == Status.FAIL
-    assert "refused the Client ID or the Redirect URI (HTTP 400: redirect_uri mismatch)" in result.message
+    assert "refused the Client ID or the Redirect URI (HTTP 400)" in result.message
     assert "http://127.0.0.1:9/elsewhere" in result.message
+    assert "mismatch" not in result.message
 
 
 def test_unknown_client_id_fails(fake, transport):
     result = check(run(fake, transport, client_id="nobody"), "authorize")
-    assert result.status == Status.FAIL and "unknown client" in result.message
+    assert result.status == Status.FAIL and "Client ID" in result.message
 
 
 def test_invalid_scope_answer_warns_with_advice(fake, transport):
