@@ -444,7 +444,7 @@ def bench_memory(plan: Plan, tmp: Path, op: LightProvider, report: Report) -> No
     use_wal(ours)
     adapter = InProcessAdapter(op.wsgi)
     # Our transport's requests.Session (internal) and the browser's both go to the adapter.
-    ours.extensions["booklore_oidc"].state_for(ours).transport._session.mount(op.issuer + "/", adapter)
+    ours.extensions["booklore_oidc"].state_for(ours).transport.mount(op.issuer + "/", adapter)
     browser = Browser(op)
     browser.http.mount(op.issuer + "/", adapter)
     people = subjects()
@@ -500,7 +500,7 @@ def profile(tmp: Path, op: LightProvider, count: int) -> None:
     ours = create_ours(tmp / "profile.sqlite", op)
     use_wal(ours)
     adapter = InProcessAdapter(op.wsgi)
-    ours.extensions["booklore_oidc"].state_for(ours).transport._session.mount(op.issuer + "/", adapter)
+    ours.extensions["booklore_oidc"].state_for(ours).transport.mount(op.issuer + "/", adapter)
     browser = Browser(op)
     browser.http.mount(op.issuer + "/", adapter)
     people = subjects()

@@ -202,5 +202,10 @@ class Transport:
     def total(self) -> int:
         return sum(self.sent.values())
 
+    def mount(self, prefix: str, adapter: requests.adapters.BaseAdapter) -> None:
+        """Send requests for URLs starting with ``prefix`` through ``adapter`` (a requests
+        transport adapter): an in-process provider for benchmarks, a proxy-aware one."""
+        self._session.mount(prefix, adapter)
+
     def close(self) -> None:
         self._session.close()
