@@ -13,6 +13,13 @@ from .models import PERMISSIONS, Library, User, db
 bp = Blueprint("library", __name__)
 
 
+@bp.after_request
+def _personal(response: Any) -> Any:
+    """Every page of the library shows the signed-in reader's data: never cache it."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.route("/")
 @login_required
 def index() -> str:

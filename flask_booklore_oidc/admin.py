@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, redirect, render_template, request, url_for
+from flask import current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from . import checks, rules
 from .forms import csrf_failed
 from .pages import FORM_EXPIRED, admin_only, refused_form_page, settings_form, settings_page, submitted, wants_json, who
+from .settings import SOURCE_DB
 from .state import current_settings, current_state, save_settings
 from .urls import external_url
 
@@ -33,6 +34,9 @@ def settings() -> ResponseReturnValue:
     posted = submitted(form, saved)
     if posted is None:
         return refused_form_page(form)
+    if posted.secret_withheld and saved.sources.get("client_secret") == SOURCE_DB:
+        form.client_secret.errors = [rules.SECRET_STAYS_HOME]
+        return settings_page(form, status=400, merged=posted.merged)
     problems = {
         "enabled": rules.enabled_problem(posted.merged),
         "only_mode": rules.only_mode_problem(posted.merged, state.adapter.count_admins()),
@@ -79,6 +83,11 @@ def test_connection() -> ResponseReturnValue:
         return settings_page(form, status=400, results=results)
     merged = posted.merged
     results = checks.run_checks(merged, state.transport, external_url(merged, "booklore_oidc.callback"))
+    results += checks.site_checks(
+        merged,
+        session_cookie_secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+        secret_withheld=posted.secret_withheld,
+    )
     passed = checks.ok(results)
     log.info(
         "Test Connection by %s: %s.",

@@ -782,3 +782,31 @@ def _listed(values: list[Any]) -> str:
     names = [name for name in map(error_code, values) if name]
     more = len(values) - len(names[:10])
     return ", ".join(names[:10]) + (f" and {more} more" if more else "") if values else "nothing"
+
+
+def site_checks(settings: Settings, *, session_cookie_secure: bool, secret_withheld: bool) -> list[CheckResult]:
+    """Checks of this app's own side, shown after the provider's: the session cookie behind
+    https, and a stored secret left out because the Issuer URI changed (SPEC §5.10, §5.12)."""
+    results = []
+    if secret_withheld:
+        results.append(
+            CheckResult(
+                "secret",
+                "Client Secret",
+                Status.WARN,
+                "The Issuer URI differs from the saved one, so the stored Client Secret was not sent: it goes only "
+                "to the provider it was saved for. The checks ran as for a public client; type the secret again "
+                "to test a confidential client.",
+            )
+        )
+    if settings.public_url.startswith("https://") and not session_cookie_secure:
+        results.append(
+            CheckResult(
+                "cookie",
+                "Session cookie over HTTPS",
+                Status.WARN,
+                "The Public URL is https, but the session cookie is not marked Secure: set "
+                "SESSION_COOKIE_SECURE = True (and REMEMBER_COOKIE_SECURE = True) in the app's configuration.",
+            )
+        )
+    return results

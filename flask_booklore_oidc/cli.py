@@ -158,6 +158,8 @@ def test_connection() -> None:
     """Run Test Connection on the saved settings; exit code 1 when a check fails."""
     settings = _settings()
     results = checks.run_checks(settings, current_state().transport, external_url(settings, "booklore_oidc.callback"))
+    secure = bool(current_app.config.get("SESSION_COOKIE_SECURE"))
+    results += checks.site_checks(settings, session_cookie_secure=secure, secret_withheld=False)
     for result in results:
         click.echo(f"{result.status.value:<4}  {result.label}: {result.message}")
     failed = sum(1 for r in results if r.status == checks.Status.FAIL)

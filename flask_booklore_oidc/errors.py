@@ -24,6 +24,7 @@ ErrorCode = Literal[
     "provider_unreachable",
     "issuer_mismatch",
     "invalid_state",
+    "invalid_request",
     "provider_error",
     "invalid_client",
     "token_exchange_failed",
@@ -79,6 +80,15 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "Start the sign-in again from the login page.",
             "Sign-ins must be finished within 10 minutes, in the same browser that started "
             "them, and each one can be used only once.",
+        ),
+    ),
+    "invalid_request": ErrorInfo(
+        400,
+        "This sign-in link is not valid for this app",
+        (
+            "Start the sign-in from this app's login page.",
+            "If the link came from your provider's app dashboard, the Client Launch URL registered "
+            "there must be the one shown in the Provider Configuration Reference of the OIDC settings.",
         ),
     ),
     "provider_error": ErrorInfo(

@@ -112,6 +112,10 @@ class BookloreOIDC:
             )
         for key, value in APP_ONLY_DEFAULTS.items():
             app.config.setdefault(key, value)
+        # Cookies that a cross-site POST does not carry, unless the host chose otherwise.
+        for key in ("SESSION_COOKIE_SAMESITE", "REMEMBER_COOKIE_SAMESITE"):
+            if app.config.get(key) is None:
+                app.config[key] = "Lax"
         check_external(app.config)
         box = SecretBox(app.config.get("SECRET_KEY") or "")
         transport = Transport()

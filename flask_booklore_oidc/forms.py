@@ -21,16 +21,22 @@ def csrf_failed(form: Any) -> bool:
     return bool(token is not None and token.errors)
 
 
+def printable(form: Any, field: Any) -> None:
+    """Refuse control characters (NUL, line breaks, …) before anything reaches the database."""
+    if field.data and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in field.data):
+        raise ValidationError(f"{field.label.text} contains a control character.")
+
+
 class LoginForm(FlaskForm):  # type: ignore[misc]
     username = StringField(
         "Username",
-        validators=[DataRequired(), Length(max=255)],
+        validators=[DataRequired(), Length(max=255), printable],
         render_kw={"autocomplete": "username", "autofocus": True},
     )
     password = PasswordField(
         "Password", validators=[DataRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
     )
-    next = HiddenField()
+    next = HiddenField()  # an unsafe or over-long value is dropped, never refused (urls.safe_next)
 
 
 class LogoutForm(FlaskForm):  # type: ignore[misc]

@@ -15,7 +15,7 @@ from flask import current_app, jsonify, redirect, render_template, request, url_
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from . import checks, identities
+from . import checks, identities, rules
 from .config import FIELDS_BY_NAME, SECTIONS, fields_of
 from .flow import requested_scopes
 from .forms import ConfirmForm, GroupMappingForm, SettingsForm, csrf_failed, select_choices
@@ -157,8 +157,10 @@ class Submitted:
 
     changes: dict[str, Any]
     remove_secret: bool
-    #: the saved settings with the unsaved values applied
+    #: the saved settings with the unsaved values applied (see :func:`.rules.for_unsaved`)
     merged: Settings
+    #: the stored secret was left out: the Issuer URI changed and no secret was typed
+    secret_withheld: bool
 
 
 def submitted(form: Any, saved: Settings) -> Submitted | None:
@@ -167,7 +169,8 @@ def submitted(form: Any, saved: Settings) -> Submitted | None:
         return None
     changes = form.changes()
     remove = form.remove_secret_requested
-    return Submitted(changes, remove, saved.with_changes(changes, remove_secret=remove))
+    merged, withheld = rules.for_unsaved(saved, changes, remove_secret=remove)
+    return Submitted(changes, remove, merged, withheld)
 
 
 # -- the group mapping table and the linked identities --------------------------------------------

@@ -55,6 +55,8 @@ def preview() -> ResponseReturnValue:
         if posted is None:
             return refused_form_page(form)
         merged = posted.merged
+        if posted.secret_withheld:
+            return settings_page(form, status=409, merged=merged, alert=rules.SECRET_STAYS_HOME)
         # The unsaved values travel with the transaction, encrypted: they may hold a secret.
         override = state.box.seal(json.dumps({"changes": posted.changes, "remove_secret": posted.remove_secret}))
     problem = rules.preview_problem(merged)
@@ -94,7 +96,7 @@ def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
         except InvalidToken:
             error = OIDCError("invalid_state", "The test sign-in's settings cannot be read; start it again.")
             return render_template("booklore_oidc/preview.html", preview=None, error=error), 400
-        merged = saved.with_changes(override["changes"], remove_secret=bool(override["remove_secret"]))
+        merged, _ = rules.for_unsaved(saved, override["changes"], remove_secret=bool(override["remove_secret"]))
     try:
         completed = flow_for(state, merged).complete(request.args, transaction=transaction)
     except OIDCError as error:

@@ -79,6 +79,7 @@ def create_blueprint(*, login_pages: bool = True) -> Blueprint:
         blueprint.add_url_rule(rule, endpoint, view, methods=list(methods))
     blueprint.register_error_handler(OIDCError, views.render_error)
     blueprint.context_processor(views.template_context)
+    blueprint.after_request(views.protect_response)
     return blueprint
 
 

@@ -5,8 +5,18 @@ returns why something may not happen, in words an admin can act on, or ``None``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 from .adapter import Access
 from .settings import Settings
+
+#: what the settings page says when a changed Issuer URI needs the secret typed again
+SECRET_STAYS_HOME = (
+    "The Issuer URI differs from the saved one, so the stored Client Secret was not used: it is sent only to "
+    "the provider it was saved for. Type the Client Secret again (or remove it, for a public client)."
+)
 
 
 def enabled_problem(settings: Settings) -> str | None:
@@ -66,3 +76,15 @@ def keep_last_admin(current: Access, planned: Access, admins: int) -> Access:
     if current.is_admin and not planned.is_admin and admins <= 1:
         return Access(True, planned.permissions, planned.libraries)
     return planned
+
+
+def for_unsaved(saved: Settings, changes: Mapping[str, Any], *, remove_secret: bool) -> tuple[Settings, bool]:
+    """The settings a test (Test Connection, Test sign-in) or a save runs with: ``saved`` with
+    the unsaved ``changes``, and whether the stored secret was withheld (SPEC §5.10).
+
+    The stored secret, or one set by configuration, goes only to the saved issuer: against a
+    changed Issuer URI it is left out unless the secret is typed again."""
+    merged = saved.with_changes(changes, remove_secret=remove_secret)
+    if merged.issuer_uri != saved.issuer_uri and merged.client_secret and not changes.get("client_secret"):
+        return replace(merged, client_secret=""), True
+    return merged, False

@@ -9,15 +9,22 @@ from flask import request, url_for
 
 from .settings import Settings
 
+#: the longest ``next`` we keep (a longer one is dropped: it is stored with a pending sign-in)
+MAX_NEXT = 2000
+
 
 def is_safe_next(target: str | None) -> bool:
     """True for a relative path on this site: ``/books/1?x=y``; false for anything a browser
-    could read as another origin (``//evil``, ``/\\evil``, ``https://…``, ``javascript:``)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    could read as another origin (``//evil``, ``/\\evil``, ``https://…``, ``javascript:``), and
+    for anything longer than :data:`MAX_NEXT`."""
+    if not target or not target.startswith("/") or target.startswith("//") or len(target) > MAX_NEXT:
         return False
     if "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
         return False
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. an unbalanced "[" taken for an IPv6 host
+        return False
     return not parts.scheme and not parts.netloc
 
 

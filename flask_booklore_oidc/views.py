@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from authlib.common.urls import add_params_to_uri
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import Response, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import Row
@@ -47,6 +47,32 @@ def template_context() -> dict[str, Any]:
     """Names every template of ours may use."""
     settings = current_settings()
     return {"booklore_oidc_settings": settings, "provider_name": settings.provider_name}
+
+
+# -- headers -----------------------------------------------------------------------------------
+
+#: endpoints a provider may show in a frame of its own (front-channel logout's hidden iframe)
+FRAMEABLE = frozenset({"booklore_oidc.frontchannel_logout"})
+
+
+def protect_response(response: Response) -> Response:
+    """Headers of every page of ours (SPEC §5.12): never cached (admin pages, personal data,
+    the callback), never framed (but :data:`FRAMEABLE`), and the callback's URL — it carries the
+    provider's code — is not sent on as a referrer."""
+    endpoint = request.endpoint or ""
+    if endpoint.endswith(".static"):
+        return response
+    response.headers["Cache-Control"] = "no-store"
+    if endpoint not in FRAMEABLE:
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        policy = response.headers.get("Content-Security-Policy")
+        if not policy:
+            response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        elif "frame-ancestors" not in policy:
+            response.headers["Content-Security-Policy"] = policy + "; frame-ancestors 'none'"
+    if endpoint == "booklore_oidc.callback":
+        response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -217,9 +243,10 @@ def start() -> ResponseReturnValue:
     if iss is not None:
         issuer = flow.cache.metadata(settings).issuer
         if not issuers_match(issuer, iss):
+            # The caller's error, not the provider's: a 400 that does not repeat their text.
             raise OIDCError(
-                "issuer_mismatch",
-                f"This sign-in link names the issuer {iss!r}, but this app signs in with {issuer!r}. "
+                "invalid_request",
+                f"This sign-in link names another issuer than this app's provider ({issuer}). "
                 "Start from this app's login page, or check the Client Launch URL at the provider.",
             )
     target = params.get("target_link_uri")
@@ -228,16 +255,26 @@ def start() -> ResponseReturnValue:
         redirect_uri=external_url(settings, "booklore_oidc.callback"),
         browser_key=sessions.browser_key(),
         next_url=next_url,
-        login_hint=params.get("login_hint") or None,
+        login_hint=_login_hint(params.get("login_hint")),
         purge_expired=state.purge_due("transactions"),
     )
     return redirect(url)
 
 
+def _login_hint(value: str | None) -> str | None:
+    """A third-party login's ``login_hint``, passed on only when it is a plausible name."""
+    if not value or len(value) > 255 or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return None
+    return value
+
+
 def _own_target(settings: Settings, target: str) -> str:
     """``target_link_uri`` as a local path when it points at this site (the Public URL's origin,
     or the request's when none is set), else ``""`` (the index)."""
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # an unbalanced "[" taken for an IPv6 host
+        return ""
     if parts.scheme or parts.netloc:
         own = urlsplit(settings.public_url or request.host_url)
         try:

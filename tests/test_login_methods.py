@@ -291,11 +291,14 @@ def test_launch_url_accepts_a_post(client, op):
     assert answer.headers["Location"] == "/account"
 
 
-def test_launch_url_with_a_foreign_issuer_is_refused(app, client, op):
-    response = client.get("/login/oidc", query_string={"iss": "http://127.0.0.1:1/other", "target_link_uri": "/"})
-    assert response.status_code == 502
+def test_launch_url_with_a_foreign_issuer_is_refused_as_the_callers_error_without_echoing_it(app, client, op):
+    response = client.get(
+        "/login/oidc", query_string={"iss": "Your account is locked, call +1 555 0100", "target_link_uri": "/"}
+    )
+    assert response.status_code == 400
     page = text(response)
-    assert "issuer_mismatch" in page and "http://127.0.0.1:1/other" in page
+    assert "invalid_request" in page and "names another issuer" in page
+    assert "call +1 555 0100" not in page
     assert op.calls["authorize"] == 0
     with app.app_context():
         assert db.session.execute(select(Transaction)).first() is None
