@@ -40,49 +40,71 @@ class NewUser:
 
 
 class UserAdapter(abc.ABC):
-    """How the extension reads and changes the host's users. Ids are passed as strings."""
+    """How the extension reads and changes the host's users. Ids are passed as strings.
 
-    #: the SQLAlchemy session the host's users and our tables share
+    The contract, for every method: a lookup returns ``None`` (or an empty sequence) when
+    nothing matches and never raises for a value it cannot parse; writing methods add to or
+    change objects in :attr:`session` and may flush, but **never commit** — the extension
+    commits the user, its identity and its login record together, or rolls them all back.
+    A host decides, and says here, which accounts may never sign in through the provider (a
+    guest or anonymous account: return ``None`` for it from the lookups), which columns are
+    unique (an email address), and whether usernames compare case-insensitively.
+    """
+
     @property
     @abc.abstractmethod
-    def session(self) -> Session: ...
+    def session(self) -> Session:
+        """The SQLAlchemy session the host's users and our tables share."""
 
     #: the mapped user class, if any: deleting one of its rows removes the linked identities
+    #: (hosts that delete users with bulk queries call ``oidc.forget_user(user_id)`` instead)
     user_class: type | None = None
 
     @abc.abstractmethod
-    def get_id(self, user: Any) -> str: ...
+    def get_id(self, user: Any) -> str:
+        """The user's primary key as a string (stored with identities and login records)."""
 
     @abc.abstractmethod
-    def get_by_id(self, user_id: str) -> Any | None: ...
+    def get_by_id(self, user_id: str) -> Any | None:
+        """The user with this id; ``None`` when there is none or ``user_id`` is not a valid id."""
 
     @abc.abstractmethod
-    def get_by_username(self, username: str, *, case_sensitive: bool = True) -> Any | None: ...
+    def get_by_username(self, username: str, *, case_sensitive: bool = True) -> Any | None:
+        """The one user with exactly this username; with ``case_sensitive=False`` compared
+        case-insensitively. ``None`` when nobody or more than one user matches."""
 
     @abc.abstractmethod
     def find_by_email(self, email: str) -> Sequence[Any]:
-        """Every user with this email address, compared case-insensitively."""
+        """Every user with this email address, compared case-insensitively (a few at most)."""
 
     @abc.abstractmethod
-    def get_username(self, user: Any) -> str: ...
+    def get_username(self, user: Any) -> str:
+        """The user's username, as shown to admins and compared with the provider's."""
 
     @abc.abstractmethod
     def create_user(self, new: NewUser) -> Any:
-        """Add the user to the session (flushing is fine, committing is not)."""
+        """Create the user described by ``new`` (username, email, display name, access) and add
+        it to the session (flushing is fine, committing is not); return it."""
 
     @abc.abstractmethod
-    def update_profile(self, user: Any, *, email: str | None, display_name: str | None) -> None: ...
+    def update_profile(self, user: Any, *, email: str | None, display_name: str | None) -> None:
+        """Set the email and display name from the provider; ``None`` leaves a value as it is.
+        The extension passes only a verified email that belongs to no other account."""
 
     @abc.abstractmethod
-    def get_access(self, user: Any) -> Access: ...
+    def get_access(self, user: Any) -> Access:
+        """The user's admin flag, permissions and libraries."""
 
     @abc.abstractmethod
-    def apply_access(self, user: Any, access: Access) -> None: ...
+    def apply_access(self, user: Any, access: Access) -> None:
+        """Give the user exactly ``access`` (group sync and new accounts); no commit."""
 
     @abc.abstractmethod
-    def check_password(self, user: Any, password: str) -> bool: ...
+    def check_password(self, user: Any, password: str) -> bool:
+        """Whether ``password`` is the user's local password; False for an account without one."""
 
     def is_admin(self, user: Any) -> bool:
+        """Whether the user is an administrator (may open the settings page by default)."""
         return self.get_access(user).is_admin
 
     def has_password(self, user: Any) -> bool:
@@ -90,7 +112,8 @@ class UserAdapter(abc.ABC):
         return True
 
     @abc.abstractmethod
-    def count_admins(self) -> int: ...
+    def count_admins(self) -> int:
+        """How many administrators exist (OIDC-Only Mode needs one; the last is never demoted)."""
 
     def permission_choices(self) -> list[tuple[str, str]]:
         """(value, label) pairs offered for default permissions and group mappings."""
@@ -101,6 +124,7 @@ class UserAdapter(abc.ABC):
         return []
 
     def get_email(self, user: Any) -> str | None:
+        """The user's email address, or ``None``."""
         return None
 
     def is_active(self, user: Any) -> bool:
