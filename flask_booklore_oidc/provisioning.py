@@ -109,10 +109,13 @@ class Resolver:
         ).scalar_one_or_none()
 
     def _linked_elsewhere(self, user: Any, identity: Identity) -> bool:
-        """The user already has an identity at this issuer (with another subject)."""
+        """The user already has an identity at this issuer with another subject. Its identity
+        with this very subject is no conflict: a parallel sign-in of the same person wrote it."""
         row = self.adapter.session.execute(
             select(IdentityRow.id).where(
-                IdentityRow.issuer == identity.issuer, IdentityRow.user_id == self.adapter.get_id(user)
+                IdentityRow.issuer == identity.issuer,
+                IdentityRow.user_id == self.adapter.get_id(user),
+                IdentityRow.subject != identity.subject,
             )
         ).first()
         return row is not None
@@ -232,6 +235,12 @@ class Resolver:
         session = self.adapter.session
         for attempt in (1, 2):
             decision = self.decide(identity)
+            if decision.rule == Rule.CONFLICT:
+                # Decided against rows a parallel sign-in of the same person may have just
+                # committed: with a fresh transaction, that person's identity decides.
+                session.rollback()
+                if self._identity_row(identity) is not None:
+                    decision = self.decide(identity)
             if decision.error is not None:
                 session.rollback()
                 raise decision.error
