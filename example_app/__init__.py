@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Flask
 from flask_login import LoginManager
+from sqlalchemy.exc import OperationalError
 
-from flask_booklore_oidc import BookloreOIDC
+from flask_booklore_oidc import BookloreOIDC, database_unavailable
 
 from .models import PERMISSIONS, Library, User, db
 
@@ -29,6 +30,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=os.environ.get(
             "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "library.sqlite")
         ),
+        # A pooled connection that died with a database restart is replaced, not used.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -42,6 +45,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import views
 
     app.register_blueprint(views.bp)
+    # While the database is down (a restart), every page says so with a 503, not a 500.
+    app.register_error_handler(OperationalError, database_unavailable)
     from . import seed
 
     seed.register(app)

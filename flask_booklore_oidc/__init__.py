@@ -18,6 +18,7 @@ from .identities import LinkedIdentity
 from .mapping import MappingRow
 from .provisioning import Rule
 from .settings import Settings
+from .views import render_unavailable as database_unavailable
 
 __all__ = [
     "SESSION_KEYS",
@@ -33,6 +34,7 @@ __all__ = [
     "SQLAlchemyUserAdapter",
     "Settings",
     "UserAdapter",
+    "database_unavailable",
     "signals",
 ]
 __version__ = "0.2.0"

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Flask
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import OperationalError
 
 from . import access_admin, admin, backchannel, preview, views
 from .errors import OIDCError
@@ -78,6 +79,7 @@ def create_blueprint(*, login_pages: bool = True) -> Blueprint:
     for rule, endpoint, view, methods in (*LOGIN_PAGES, *ROUTES) if login_pages else ROUTES:
         blueprint.add_url_rule(rule, endpoint, view, methods=list(methods))
     blueprint.register_error_handler(OIDCError, views.render_error)
+    blueprint.register_error_handler(OperationalError, views.render_unavailable)
     blueprint.context_processor(views.template_context)
     blueprint.after_request(views.protect_response)
     return blueprint

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from contextlib import suppress
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,6 +18,7 @@ from flask import Response, current_app, redirect, render_template, request, ses
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import Row
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from . import sessions, signals
 from .discovery import issuers_match
@@ -45,8 +47,25 @@ def index() -> str:
 
 def template_context() -> dict[str, Any]:
     """Names every template of ours may use."""
-    settings = current_settings()
+    try:
+        settings = current_settings()
+    except OperationalError:  # the unavailable page is being rendered: no database to ask
+        settings = Settings()
     return {"booklore_oidc_settings": settings, "provider_name": settings.provider_name}
+
+
+def render_unavailable(error: OperationalError) -> ResponseReturnValue:
+    """The database cannot be reached (a restart, a network blip): a 503 that says so, and a
+    session left clean for the next request, which the pool's pre-ping reconnects (SPEC §14)."""
+    log.error("The database cannot be reached: %s", type(error.orig).__name__ if error.orig else error)
+    with suppress(SQLAlchemyError):
+        current_state().adapter.session.rollback()
+    # Rendered without the context processors: the host's (Flask-Login's current_user) would
+    # ask the database again.
+    page = current_app.jinja_env.get_template("booklore_oidc/unavailable.html").render()
+    response = current_app.make_response((page, 503))
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 # -- headers -----------------------------------------------------------------------------------
