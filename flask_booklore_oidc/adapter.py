@@ -16,6 +16,7 @@ from typing import Any
 
 import flask_login
 from sqlalchemy import func, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
@@ -55,6 +56,10 @@ class UserAdapter(abc.ABC):
     @abc.abstractmethod
     def session(self) -> Session:
         """The SQLAlchemy session the host's users and our tables share."""
+
+    #: whether the host compares usernames case-sensitively at its own login (local sign-in
+    #: here follows the same rule; Calibre-Web, for one, does not)
+    usernames_case_sensitive: bool = True
 
     #: the mapped user class, if any: deleting one of its rows removes the linked identities
     #: (hosts that delete users with bulk queries call ``oidc.forget_user(user_id)`` instead)
@@ -165,6 +170,14 @@ class SQLAlchemyUserAdapter(UserAdapter):
     werkzeug ``password_hash`` attribute. Attribute names are options::
 
         SQLAlchemyUserAdapter(db, User, username_attr="name", permissions=["read", "upload"])
+
+    ``is_admin_attr``, ``permissions_attr`` and ``libraries_attr`` may also be callables
+    ``(user) -> value`` for a host whose users say it another way (a role, a property)::
+
+        SQLAlchemyUserAdapter(db, User, is_admin_attr=lambda user: user.role == "admin")
+
+    Values are read from any attribute (a property too), but written only to real mapped
+    columns: access held in a callable or a read-only property is read, never written.
     """
 
     def __init__(
@@ -175,9 +188,9 @@ class SQLAlchemyUserAdapter(UserAdapter):
         username_attr: str = "username",
         email_attr: str = "email",
         display_name_attr: str = "display_name",
-        is_admin_attr: str = "is_admin",
-        permissions_attr: str = "permissions",
-        libraries_attr: str = "libraries",
+        is_admin_attr: str | Callable[[Any], Any] = "is_admin",
+        permissions_attr: str | Callable[[Any], Any] = "permissions",
+        libraries_attr: str | Callable[[Any], Any] = "libraries",
         password_hash_attr: str = "password_hash",
         permissions: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
         libraries: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
@@ -201,8 +214,12 @@ class SQLAlchemyUserAdapter(UserAdapter):
         session = getattr(self._db, "session", self._db)
         return session  # type: ignore[no-any-return]
 
-    def _has(self, attr: str) -> bool:
-        return hasattr(self.model, attr)
+    def _has(self, attr: str | Callable[[Any], Any]) -> bool:
+        """``attr`` is a real mapped column of the model: the only kind we write to."""
+        return isinstance(attr, str) and attr in sa_inspect(self.model).column_attrs
+
+    def _read(self, user: Any, attr: str | Callable[[Any], Any], default: Any) -> Any:
+        return attr(user) if callable(attr) else getattr(user, attr, default)
 
     def get_id(self, user: Any) -> str:
         return str(user.id)
@@ -256,18 +273,19 @@ class SQLAlchemyUserAdapter(UserAdapter):
 
     def get_access(self, user: Any) -> Access:
         return Access(
-            is_admin=bool(getattr(user, self.is_admin_attr, False)),
-            permissions=frozenset(getattr(user, self.permissions_attr, None) or ()),
-            libraries=frozenset(str(v) for v in (getattr(user, self.libraries_attr, None) or ())),
+            is_admin=bool(self._read(user, self.is_admin_attr, False)),
+            permissions=frozenset(self._read(user, self.permissions_attr, None) or ()),
+            libraries=frozenset(str(v) for v in (self._read(user, self.libraries_attr, None) or ())),
         )
 
     def apply_access(self, user: Any, access: Access) -> None:
-        if self._has(self.is_admin_attr):
-            setattr(user, self.is_admin_attr, access.is_admin)
-        if self._has(self.permissions_attr):
-            setattr(user, self.permissions_attr, sorted(access.permissions))
-        if self._has(self.libraries_attr):
-            setattr(user, self.libraries_attr, sorted(access.libraries))
+        for attr, value in (
+            (self.is_admin_attr, access.is_admin),
+            (self.permissions_attr, sorted(access.permissions)),
+            (self.libraries_attr, sorted(access.libraries)),
+        ):
+            if isinstance(attr, str) and self._has(attr):
+                setattr(user, attr, value)
 
     def check_password(self, user: Any, password: str) -> bool:
         method = getattr(user, "check_password", None)
@@ -280,9 +298,12 @@ class SQLAlchemyUserAdapter(UserAdapter):
         return bool(getattr(user, self.password_hash_attr, None))
 
     def count_admins(self) -> int:
-        if not self._has(self.is_admin_attr):
-            return 0
-        column = getattr(self.model, self.is_admin_attr)
+        attr = self.is_admin_attr
+        if not isinstance(attr, str) or not self._has(attr):
+            # Said by a callable or a property: ask each user (hosts with few users do this).
+            users: Iterable[Any] = self.session.execute(select(self.model)).scalars()
+            return sum(1 for user in users if self._read(user, attr, False))
+        column = getattr(self.model, attr)
         return int(
             self.session.execute(select(func.count()).select_from(self.model).where(column.is_(True))).scalar_one()
         )

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_app_context, request
+from flask_login import user_logged_out
 from sqlalchemy import MetaData, event
 
 from . import identities, mapping, routes, sessions
@@ -20,7 +21,7 @@ from .mapping import MappingRow
 from .models import Base
 from .secretbox import SecretBox
 from .settings import Settings, SettingsStore, check_external
-from .state import AppState, Hooks, current_settings, current_state, save_settings
+from .state import AppState, Hooks, PageRenderer, current_settings, current_state, save_settings
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ class BookloreOIDC:
     ``permissions``, ``libraries``
         The catalogue offered on the settings page: an iterable of names or (value, label)
         pairs, or a callable returning one.
+    ``login_pages``
+        ``False`` for an app that keeps its own login page (host-login mode): our ``/login``
+        and ``/logout`` are not registered; the app puts ``{{ booklore_oidc_button() }}`` on its
+        page and wraps its views with :meth:`guard_login_view` and :meth:`guard_logout_view`.
+    ``render_template``
+        Renders our pages through the host's theme layer: called like
+        :func:`flask.render_template` (template name, then the context).
 
     Configuration keys read from ``app.config`` (each also from the environment):
     every setting of :data:`~.config.FIELDS` as ``BOOKLORE_OIDC_<NAME>`` (setting one makes it
@@ -76,6 +84,8 @@ class BookloreOIDC:
         url_prefix: str | None = None,
         permissions: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
         libraries: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
+        login_pages: bool | None = None,
+        render_template: PageRenderer | None = None,
     ) -> None:
         self._defaults: dict[str, Any] = {
             "db": db,
@@ -84,6 +94,8 @@ class BookloreOIDC:
             "url_prefix": url_prefix,
             "permissions": permissions,
             "libraries": libraries,
+            "login_pages": login_pages,
+            "render_template": render_template,
         }
         self._states: WeakKeyDictionary[Flask, AppState] = WeakKeyDictionary()
         #: the callbacks registered with :meth:`user_provisioner`, :meth:`group_mapper` and
@@ -110,6 +122,8 @@ class BookloreOIDC:
             adapter = SQLAlchemyUserAdapter(
                 opts["db"], opts["user_model"], permissions=opts["permissions"], libraries=opts["libraries"]
             )
+        login_pages = opts["login_pages"] is not False
+        _refuse_collisions(app, login_pages=login_pages, url_prefix=opts["url_prefix"])
         for key, value in APP_ONLY_DEFAULTS.items():
             app.config.setdefault(key, value)
         # Cookies that a cross-site POST does not carry, unless the host chose otherwise.
@@ -131,12 +145,16 @@ class BookloreOIDC:
             ),
             hooks=self.hooks,
             config=app.config,
+            renderer=opts["render_template"],
+            login_pages=login_pages,
         )
         app.extensions["booklore_oidc"] = self
         if adapter.user_class is not None:
             _forget_identities_with_user(adapter)
 
-        app.register_blueprint(routes.create_blueprint(), url_prefix=opts["url_prefix"])
+        app.register_blueprint(routes.create_blueprint(login_pages=login_pages), url_prefix=opts["url_prefix"])
+        app.add_template_global(routes.button, "booklore_oidc_button")
+        user_logged_out.connect(_host_logged_out, app)
         # Sessions ended by the provider are signed out on their next request; free for
         # anonymous requests and sessions that did not sign in through the provider.
         app.before_request(_before_request)
@@ -221,6 +239,54 @@ class BookloreOIDC:
         self.hooks.settings_access = func
         return func
 
+    # -- apps with their own login page (host-login mode) ----------------------------------
+
+    #: the ``flask booklore-oidc`` command group, for a host whose CLI group is not Flask's:
+    #: ``host_cli.add_command(oidc.cli)``
+    cli = cli
+
+    def guard_login_view(
+        self,
+        endpoint: str,
+        *,
+        app: Flask | None = None,
+        username_field: str = "username",
+        password_field: str = "password",
+    ) -> None:
+        """Apply our login rules to the host's own login view ``endpoint`` (SPEC §8): in
+        OIDC-only mode its GET sends readers to the provider (but for ``?local=true``, errors,
+        sign-outs and the loop breaker) and its POST is refused, before the host's code runs,
+        for everyone but an administrator with the right password (``username_field`` and
+        ``password_field`` name the form's inputs). Also makes it the login page our error pages
+        and sign-out link to."""
+        app = self._app(app)
+        app.view_functions[endpoint] = routes.guard_login(
+            app.view_functions[endpoint], username_field=username_field, password_field=password_field
+        )
+        self.state_for(app).host_login_endpoint = endpoint
+
+    def guard_logout_view(self, endpoint: str, *, app: Flask | None = None) -> None:
+        """Make the host's own logout view ``endpoint`` end our session too, and send readers
+        who signed in through the provider on to its sign-out."""
+        app = self._app(app)
+        app.view_functions[endpoint] = routes.guard_logout(app.view_functions[endpoint])
+
+    def sign_out(self) -> str:
+        """Sign the current user out (our session and, through the adapter, the host's); returns
+        where to redirect: the provider's end-session endpoint when it applies, else the login
+        page with ``logged_out=1``. For a host's own logout view."""
+        return routes.sign_out()
+
+    def _app(self, app: Flask | None) -> Flask:
+        if app is not None:
+            return app
+        if has_app_context():
+            return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+        apps = list(self._states)
+        if len(apps) == 1:
+            return apps[0]
+        raise RuntimeError("Pass app=: this BookloreOIDC is registered on several apps, and no app context is active.")
+
     def reset_hooks(self) -> None:
         """Forget every hook registered with the decorators (the built-in behaviour again)."""
         self.hooks.provisioner = self.hooks.group_mapper = self.hooks.settings_access = None
@@ -268,6 +334,27 @@ class BookloreOIDC:
         ended = sessions.end_for_user(state.adapter.session, state.adapter.get_id(user))
         state.adapter.session.commit()
         return ended
+
+
+def _refuse_collisions(app: Flask, *, login_pages: bool, url_prefix: str | None) -> None:
+    """Refuse to register a route the app already has (it would be shadowed silently)."""
+    taken = {}
+    for rule in app.url_map.iter_rules():
+        for method in rule.methods or ():
+            taken[(rule.rule, method)] = rule.endpoint
+    for path, methods in routes.paths(login_pages=login_pages, url_prefix=url_prefix):
+        for method in methods:
+            if (path, method) in taken:
+                raise RuntimeError(
+                    f"The app already has a route for {method} {path} ({taken[path, method]}), which "
+                    "flask-booklore-oidc would register too. Keep the app's own login page with "
+                    "init_app(..., login_pages=False), or move our routes with url_prefix='/sso' (then tell "
+                    "the provider the new Redirect URI)."
+                )
+
+
+def _host_logged_out(sender: Flask, **extra: Any) -> None:
+    routes.host_logged_out(sender, **extra)
 
 
 def _before_request() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, jsonify, redirect, render_template, request, url_for
+from flask import jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -21,7 +21,7 @@ from .flow import requested_scopes
 from .forms import ConfirmForm, GroupMappingForm, SettingsForm, csrf_failed, select_choices
 from .mapping import MappingRow, load_rows
 from .settings import Settings
-from .state import current_settings, current_state
+from .state import current_settings, current_state, login_endpoint, render_page
 from .urls import external_url
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,12 @@ def refusal() -> ResponseReturnValue | None:
         if wants_json():
             return jsonify(error="not_signed_in", message="Sign in as an administrator first."), 401
         back = request.path if request.method == "GET" and request.endpoint == "booklore_oidc.settings" else None
-        login_view = getattr(current_app, "login_manager", None)
-        target = getattr(login_view, "login_view", None) or "booklore_oidc.login"
-        return redirect(url_for(target, next=back or url_for("booklore_oidc.settings")))
+        return redirect(url_for(login_endpoint(), next=back or url_for("booklore_oidc.settings")))
     if not may_open_settings(current_user._get_current_object()):
         log.warning("Refused the OIDC settings to %s: not an administrator.", who())
         if wants_json():
             return jsonify(error="forbidden", message="Only administrators may change the OIDC settings."), 403
-        return render_template("booklore_oidc/forbidden.html"), 403
+        return render_page("booklore_oidc/forbidden.html"), 403
     return None
 
 
@@ -116,7 +114,7 @@ def reference_values(settings: Settings) -> list[ReferenceValue]:
         ReferenceValue(
             "post_logout_redirect_uri",
             "Post-logout Redirect URI",
-            external_url(settings, "booklore_oidc.login", logged_out="1"),
+            external_url(settings, login_endpoint(), logged_out="1"),
             "Where the provider sends readers after signing out there.",
         ),
         ReferenceValue(
@@ -248,7 +246,7 @@ def settings_page(
         for section in SECTIONS
     ]
     return (
-        render_template(
+        render_page(
             "booklore_oidc/settings.html",
             **_access_context(saved, editing, confirm_unlink),
             settings_form=form,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import redirect, render_template, request
+from flask import redirect, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Row
 
@@ -29,7 +29,7 @@ from .provisioning import Decision, Resolver, Rule
 from .secretbox import InvalidToken
 from .settings import Settings
 from .signin import flow_for
-from .state import current_settings, current_state
+from .state import current_settings, current_state, render_page
 from .urls import external_url
 
 log = logging.getLogger(__name__)
@@ -95,17 +95,17 @@ def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
             override = json.loads(state.box.open(sealed))
         except InvalidToken:
             error = OIDCError("invalid_state", "The test sign-in's settings cannot be read; start it again.")
-            return render_template("booklore_oidc/preview.html", preview=None, error=error), 400
+            return render_page("booklore_oidc/preview.html", preview=None, error=error), 400
         merged, _ = rules.for_unsaved(saved, override["changes"], remove_secret=bool(override["remove_secret"]))
     try:
         completed = flow_for(state, merged).complete(request.args, transaction=transaction)
     except OIDCError as error:
         log.info("Test sign-in by %s failed: %s", who(), error)
-        return render_template("booklore_oidc/preview.html", preview=None, error=error), error.code or 500
+        return render_page("booklore_oidc/preview.html", preview=None, error=error), error.code or 500
     report = build_preview(state.adapter, merged, completed, load_rows(state.adapter.session), state.hooks.group_mapper)
     state.adapter.session.rollback()  # deciding only reads; make sure nothing lingers
     log.info("Test sign-in by %s: rule %s.", who(), report.decision.rule)
-    return render_template("booklore_oidc/preview.html", preview=report, error=None)
+    return render_page("booklore_oidc/preview.html", preview=report, error=None)
 
 
 @dataclass(frozen=True)

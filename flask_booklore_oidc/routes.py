@@ -67,6 +67,21 @@ CSRF_EXEMPT_VIEWS = (backchannel.backchannel_logout, views.start)
 CSRF_EXEMPT_ENDPOINTS = frozenset({"booklore_oidc.backchannel_logout", "booklore_oidc.start"})
 
 
+#: for a host's own login page and logout (host-login mode): attached by the extension
+button = views.button
+guard_login = views.guard_login
+guard_logout = views.guard_logout
+host_logged_out = views.host_logged_out
+sign_out = views.sign_out
+
+
+def paths(*, login_pages: bool = True, url_prefix: str | None = None) -> list[tuple[str, frozenset[str]]]:
+    """(path, methods) of every route :func:`create_blueprint` attaches, for collision checks."""
+    prefix = (url_prefix or "").rstrip("/")
+    table = (*LOGIN_PAGES, *ROUTES) if login_pages else ROUTES
+    return [(prefix + rule, frozenset(methods)) for rule, _, _, methods in table]
+
+
 def create_blueprint(*, login_pages: bool = True) -> Blueprint:
     """A fresh ``booklore_oidc`` blueprint with every route (one per app registration)."""
     blueprint = Blueprint(

@@ -110,7 +110,7 @@ def check_local_sign_in(state: AppState, settings: Settings, username: str, pass
     """Decide a local sign-in: (outcome, user). Reads only. The time taken does not depend on
     whether the username exists."""
     adapter = state.adapter
-    user = adapter.get_by_username(username)
+    user = adapter.get_by_username(username, case_sensitive=adapter.usernames_case_sensitive)
     if user is None:
         # Spend the time a real check would, so timing does not tell whether a username exists.
         check_password_hash(_dummy_password_hash(), password)

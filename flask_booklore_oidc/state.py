@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, render_template
 
 from . import signals
 from .adapter import UserAdapter
@@ -26,6 +26,9 @@ from .transport import Transport
 
 #: ``@oidc.settings_access``: (user) -> whether the user may open the settings page
 SettingsAccess = Callable[[Any], bool]
+#: ``render_template=`` of ``init_app``: renders one of our pages through the host's theme layer,
+#: called like :func:`flask.render_template` (template name, then the context)
+PageRenderer = Callable[..., str]
 
 _SETTINGS_KEY = "_booklore_oidc_settings"
 
@@ -48,6 +51,12 @@ class AppState:
     cache: ProviderCache
     hooks: Hooks
     config: Any  # the app's config mapping, for the app-only keys (TTLs)
+    #: how our pages are rendered (the host's theme layer), else Flask's render_template
+    renderer: PageRenderer | None = None
+    #: our /login and /logout are registered (False: host-login mode, SPEC §2)
+    login_pages: bool = True
+    #: in host-login mode, the host's login view (set by ``oidc.guard_login_view``)
+    host_login_endpoint: str | None = None
     #: ``create_all`` ran in this process (or the schema was found complete)
     schema_ready: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -115,3 +124,23 @@ def save_settings(changes: dict[str, Any], *, remove_secret: bool = False) -> se
         state.cache.forget()
         signals.settings_changed.send(current_app._get_current_object(), changed=changed)  # type: ignore[attr-defined]
     return changed
+
+
+def render_page(template: str, **context: Any) -> str:
+    """One of our whole pages, through the host's renderer when it gave one (``render_template=``
+    of ``init_app``); fragments for the page's script use Flask's own."""
+    renderer = current_state().renderer or render_template
+    return renderer(template, **context)
+
+
+def login_endpoint() -> str:
+    """The endpoint of the login page readers see: ours, or in host-login mode the host's (the
+    view given to ``guard_login_view``, else the LoginManager's ``login_view``)."""
+    state = current_state()
+    if state.login_pages:
+        return "booklore_oidc.login"
+    if state.host_login_endpoint:
+        return state.host_login_endpoint
+    manager = getattr(current_app, "login_manager", None)
+    view = getattr(manager, "login_view", None)
+    return view if isinstance(view, str) and view else "booklore_oidc.start"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
+from collections.abc import Callable
 from contextlib import suppress
+from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,26 +18,20 @@ from authlib.common.urls import add_params_to_uri
 from flask import Response, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import Row
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from . import sessions, signals
+from . import gate, sessions, signals
 from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
 from .forms import LoginForm, LogoutForm, csrf_failed
 from .settings import Settings
 from .signin import LocalOutcome, check_local_sign_in, flow_for, sign_in_locally, sign_in_with_provider
-from .state import current_settings, current_state
+from .state import current_settings, current_state, login_endpoint, render_page
 from .urls import external_url, safe_next
 
 log = logging.getLogger(__name__)
-
-#: OIDC-only mode: automatic redirects from /login to the provider in a row before the loop
-#: breaker shows the login page instead.
-MAX_AUTOMATIC_REDIRECTS = 3
-#: Automatic redirects further apart than this (seconds) are not "in a row": a loop takes a
-#: few seconds per turn, a reader who comes back later starts afresh.
-LOOP_WINDOW = 300
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -110,10 +105,9 @@ def render_error(error: OIDCError) -> ResponseReturnValue:
     settings = current_settings()
     # Neither link redirects to the provider again (login() stays on the page for both), so an
     # error can never turn into a loop.
-    back = url_for("booklore_oidc.login", local="true") if settings.only_mode_active else None
-    if back is None:
-        back = url_for("booklore_oidc.login", error=error.error_code)
-    return render_template("booklore_oidc/error.html", error=error, back_url=back), error.code or 500
+    login = login_endpoint()
+    back = url_for(login, local="true") if settings.only_mode_active else url_for(login, error=error.error_code)
+    return render_page("booklore_oidc/error.html", error=error, back_url=back), error.code or 500
 
 
 def _host_error_handler(error: OIDCError) -> Any:
@@ -143,7 +137,7 @@ def _login_page(
     settings = current_settings()
     code = error_code or request.args.get("error") or ""
     return (
-        render_template(
+        render_page(
             "booklore_oidc/login.html",
             login_form=form,
             show_button=settings.oidc_active,
@@ -157,52 +151,19 @@ def _login_page(
     )
 
 
-def _stays_on_login_page() -> bool:
-    """In OIDC-only mode, /login shows the page instead of redirecting to the provider: on the
-    admin backdoor, after an error (the error page links here) and right after a sign-out."""
-    args = request.args
-    return args.get("local") == "true" or "error" in args or args.get("logged_out") == "1"
-
-
-def _count_automatic_redirect() -> bool:
-    """Count one automatic redirect to the provider; False when it would be one too many.
-
-    The count survives the session rotation of a sign-in (:func:`.sessions.rotate`): the loop
-    to break is the one where the provider signs the reader in, the sign-in does not stick (a
-    cookie the browser refuses, a user loader that rejects the user) and the app sends them back
-    to /login. It lapses after :data:`LOOP_WINDOW` seconds without an automatic redirect.
-    """
-    now = int(time.time())
-    saved = session.get(sessions.REDIRECTS_KEY)
-    count, last = saved if isinstance(saved, list) and len(saved) == 2 else (0, 0)
-    if not isinstance(count, int) or not isinstance(last, int) or now - last > LOOP_WINDOW:
-        count = 0
-    if count >= MAX_AUTOMATIC_REDIRECTS:
-        return False
-    session[sessions.REDIRECTS_KEY] = [count + 1, now]
-    return True
-
-
 def login() -> ResponseReturnValue:
     """The login page: the local form and/or the provider's button. In OIDC-only mode it sends
-    the reader straight to the provider, except as :func:`_stays_on_login_page` says."""
+    the reader straight to the provider, except as :func:`.gate.stays_on_login_page` says."""
     settings = current_settings()
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next"), index()))
     form = LoginForm(next=safe_next(request.args.get("next"), ""))
-    if not settings.only_mode_active or _stays_on_login_page():
-        return _login_page(form)
-    if _count_automatic_redirect():
-        return redirect(url_for("booklore_oidc.start", next=form.next.data or None))
-    log.warning("OIDC-only mode: %d automatic redirects in a row; showing the login page.", MAX_AUTOMATIC_REDIRECTS)
-    return _login_page(
-        form,
-        error_code=session.get(sessions.LAST_ERROR_KEY),
-        message=(
-            f"Signing in with {settings.provider_name} did not finish after {MAX_AUTOMATIC_REDIRECTS} "
-            "attempts in a row. Try the button again, or sign in locally if you are an administrator."
-        ),
-    )
+    target = gate.automatic_redirect(settings, request.args, form.next.data or "")
+    if target is not None:
+        return redirect(target)
+    if gate.loop_broken(settings, request.args):
+        return _login_page(form, error_code=session.get(sessions.LAST_ERROR_KEY), message=gate.loop_message(settings))
+    return _login_page(form)
 
 
 def login_post() -> ResponseReturnValue:
@@ -350,9 +311,9 @@ def logout() -> ResponseReturnValue:
     """
     form = LogoutForm()
     if request.method == "GET":
-        return render_template("booklore_oidc/logout.html", logout_form=form)
+        return render_page("booklore_oidc/logout.html", logout_form=form)
     if not form.validate_on_submit():
-        return render_template(
+        return render_page(
             "booklore_oidc/logout.html", logout_form=form, message="The sign-out form expired; please try again."
         ), 400
     return redirect(sign_out())
@@ -365,9 +326,10 @@ def sign_out() -> str:
     state = current_state()
     ended = sessions.end_current(state)
     user = current_user._get_current_object() if current_user.is_authenticated else None
+    sessions.clear()  # first: the host's logout signal then finds nothing of ours left to end
     state.adapter.logout_user()
     session.clear()
-    target = url_for("booklore_oidc.login", logged_out="1")
+    target = url_for(login_endpoint(), logged_out="1")
     provider_logout = False
     if ended.with_provider and settings.oidc_active and settings.provider_logout:
         try:
@@ -379,10 +341,94 @@ def sign_out() -> str:
             params = [("id_token_hint", ended.id_token)] if ended.id_token else []
             params += [
                 ("client_id", settings.client_id),
-                ("post_logout_redirect_uri", external_url(settings, "booklore_oidc.login", logged_out="1")),
+                ("post_logout_redirect_uri", external_url(settings, login_endpoint(), logged_out="1")),
                 ("state", secrets.token_urlsafe(24)),
             ]
             target = add_params_to_uri(metadata.end_session_endpoint, params)
             provider_logout = True
     signals.logged_out.send(current_app._get_current_object(), user=user, provider_logout=provider_logout)  # type: ignore[attr-defined]
     return target
+
+
+# -- apps with their own login page (host-login mode, SPEC §2) -----------------------------------
+
+
+def button() -> Markup:
+    """The Jinja global ``booklore_oidc_button()``: the "Sign in with …" button for a host's own
+    login page (with the page's ``next``), and in OIDC-only mode the administrators' way to the
+    local form; nothing at all while OIDC sign-in is off."""
+    settings = current_settings()
+    if not settings.oidc_active:
+        return Markup("")
+    next_url = safe_next(request.args.get("next"), "")
+    html = render_template(
+        "booklore_oidc/_button.html",
+        provider_name=settings.provider_name,
+        start_url=url_for("booklore_oidc.start", next=next_url or None),
+        local_url=url_for(login_endpoint(), local="true", next=next_url or None) if settings.only_mode_active else None,
+        on_local_form=request.args.get("local") == "true",
+    )
+    return Markup(html)  # noqa: S704 - our own template, autoescaped
+
+
+def guard_login(view: Callable[..., Any], *, username_field: str, password_field: str) -> Any:
+    """Wrap a host's login view with the rules our own /login applies (SPEC §8): in OIDC-only
+    mode a GET goes straight to the provider (but for the backdoor, errors, sign-outs and the
+    loop breaker), and a POST reaches the host's view only for an administrator with the right
+    password — everyone else gets one and the same refusal, before the host's code runs."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        settings = current_settings()
+        if request.method in ("GET", "HEAD"):
+            if not current_user.is_authenticated:
+                target = gate.automatic_redirect(settings, request.args, safe_next(request.args.get("next"), ""))
+                if target is not None:
+                    return redirect(target)
+            return view(*args, **kwargs)
+        if settings.only_mode_active:
+            username = request.form.get(username_field, "")
+            password = request.form.get(password_field, "")
+            outcome, _ = check_local_sign_in(current_state(), settings, username[:255], password[:1024])
+            if outcome != LocalOutcome.SIGNED_IN:
+                log.info("Local sign-in refused in OIDC-only mode (host login view).")
+                error = OIDCError(
+                    "local_login_disabled",
+                    "Local sign-in is for administrators only while OIDC-Only Mode is on, and these details "
+                    f"were not accepted. Sign in with {settings.provider_name} instead.",
+                )
+                signals.login_failed.send(
+                    current_app._get_current_object(),  # type: ignore[attr-defined]
+                    code=error.error_code,
+                    detail=error.detail,
+                )
+                back = url_for(login_endpoint(), local="true")
+                return render_page("booklore_oidc/error.html", error=error, back_url=back), 403
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def guard_logout(view: Callable[..., Any]) -> Any:
+    """Wrap a host's logout view: our session ends with it, and when the reader signed in through
+    the provider (and provider logout applies), the browser goes on to the provider's sign-out."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        with_provider = bool(session.get(sessions.LOGIN_KEY))
+        target = sign_out() if with_provider else None
+        response = view(*args, **kwargs)
+        if target is not None and not target.startswith("/"):
+            return redirect(target)
+        return response
+
+    return guarded
+
+
+def host_logged_out(sender: Any, **extra: Any) -> None:
+    """Flask-Login's ``user_logged_out``, sent by the host's own logout: our login record ends
+    and our session keys go (the provider is not told: only our sign-out can redirect there)."""
+    if not session.get(sessions.LOGIN_KEY):
+        return
+    sessions.end_current(current_state())
+    sessions.clear()

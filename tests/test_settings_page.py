@@ -76,13 +76,30 @@ def test_non_admins_get_a_403_page(app, client):
         assert "Administrators only" in response.get_data(as_text=True)
 
 
-def test_admins_see_every_section_and_every_help_text(admin):
+def _add_library(app: Flask, name: str) -> None:
+    from example_app.models import Library, db
+
+    with app.app_context():
+        db.session.add(Library(name=name))
+        db.session.commit()
+
+
+def test_admins_see_every_section_and_every_help_text(app, admin):
+    _add_library(app, "Fiction")
     text = page_text(admin.get("/settings/oidc"))
     for heading in ("Login Methods", "Provider", "Claim Mappings", "Provisioning and Linking", "Session and Advanced"):
         assert f">{heading}</h2>" in text
     for field in FIELDS:
         assert field.label in text
         assert field.help in text, field.name
+
+
+def test_a_catalogue_the_app_does_not_offer_is_not_shown(app, admin):
+    text = page_text(admin.get("/settings/oidc"))
+    assert "Default permissions" in text
+    assert "Default libraries" not in text and "<th>Libraries</th>" not in text
+    _add_library(app, "Fiction")
+    assert "Default libraries" in page_text(admin.get("/settings/oidc"))
 
 
 def test_the_settings_access_hook_decides_who_may_open_the_page(app, client, monkeypatch):
