@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import event
 from example_app import create_app
 from example_app.models import User, db
 
-pytest_plugins = ["livesupport"]
+pytest_plugins = ["livesupport", "pgserver"]
 
 CLIENT_ID = "booklore-test"
 SECRET = "s3cr3t-Value-!&%"
@@ -89,14 +90,41 @@ def db_dir(tmp_path: Any) -> Iterator[Any]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_databases`` (or in a module so marked) that use the ``database``
+    fixture, directly or through ``app``, run once per database; every other test runs on SQLite
+    only and keeps its plain test ID."""
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("database", DATABASES, indirect=True)
+
+
 @pytest.fixture
-def app(db_dir: Any, op: FakeProvider) -> Iterator[Flask]:
-    """The example app on a file-backed SQLite database, OIDC configured in the database
-    (as the settings page would store it) for a public client of the fake provider."""
+def database(request: pytest.FixtureRequest) -> str:
+    """``"sqlite"`` or ``"postgresql"``: the database this test runs on."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database_url(database: str, request: pytest.FixtureRequest, db_dir: Any) -> str:
+    """The SQLAlchemy URL of a new, empty database of the test's kind, for ``app`` or for a
+    test that builds its own apps."""
+    if database == "postgresql":
+        return str(request.getfixturevalue("postgresql_url"))
+    return f"sqlite:///{db_dir / 'app.sqlite'}"
+
+
+@pytest.fixture
+def app(database_url: str, op: FakeProvider) -> Iterator[Flask]:
+    """The example app on a database of its own (file-backed SQLite, or PostgreSQL for tests
+    marked ``both_databases``), OIDC configured in the database (as the settings page would
+    store it) for a public client of the fake provider."""
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_dir / 'app.sqlite'}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "BOOKLORE_OIDC_JWKS_MIN_REFETCH": 30,
     })
     oidc = app.extensions["booklore_oidc"]
@@ -190,15 +218,22 @@ def add_user(app: Flask, username: str, *, email: str | None = None, password: s
         return int(user.id)
 
 
+def neutral_sql(statement: str) -> str:
+    """A statement spelled the same on every database: whitespace collapsed, each bound
+    parameter (SQLite's ``?``, psycopg's ``%(name)s`` with its ``::TYPE`` cast) written ``?``."""
+    return re.sub(r"%\(\w+\)s(::\w+)?", "?", " ".join(statement.split()))
+
+
 @contextmanager
 def sql_statements(app: Flask) -> Iterator[list[str]]:
-    """Every statement ``app``'s engine sends to the database while the block runs."""
+    """Every statement ``app``'s engine sends to the database while the block runs, each as
+    :func:`neutral_sql` spells it."""
     statements: list[str] = []
     with app.app_context():
         engine = db.engine
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+        statements.append(neutral_sql(statement))
 
     event.listen(engine, "before_cursor_execute", record)
     try:

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from example_app.models import db
 from flask_booklore_oidc.models import GroupMapping
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def admin(app):

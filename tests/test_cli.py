@@ -15,6 +15,8 @@ from sqlalchemy import select
 from example_app.models import User, db
 from flask_booklore_oidc.models import Identity
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def run(app: Flask) -> Callable[..., Result]:

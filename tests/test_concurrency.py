@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from conftest import SignIn, identity_count, me, user_count
 
 from example_app.models import User, db
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_simultaneous_first_signins_create_one_user_and_one_identity(app, op):

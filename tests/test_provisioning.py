@@ -10,6 +10,8 @@ from example_app.models import User, db
 from flask_booklore_oidc import signals
 from flask_booklore_oidc.models import Identity
 
+pytestmark = pytest.mark.both_databases
+
 
 def linked_user_ids(app):
     with app.app_context():

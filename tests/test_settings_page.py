@@ -21,6 +21,8 @@ from flask_booklore_oidc import signals
 from flask_booklore_oidc.config import FIELDS
 from flask_booklore_oidc.models import SettingsRow
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def admin(app: Flask, client: FlaskClient) -> FlaskClient:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from conftest import SECRET, configure, identity_count, me, user_count
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_public_client_signs_in_with_pkce_and_lands_on_next(app, client, op, signin):
