@@ -37,14 +37,14 @@ def saved(app: Flask) -> Any:
         return app.extensions["booklore_oidc"].settings()
 
 
-def make_app(path: Any, **config: Any) -> Flask:
+def make_app(database_url: str, **config: Any) -> Flask:
     return create_app(
-        {"TESTING": True, "SECRET_KEY": "test-secret-key", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", **config}
+        {"TESTING": True, "SECRET_KEY": "test-secret-key", "SQLALCHEMY_DATABASE_URI": database_url, **config}
     )
 
 
 @pytest.fixture
-def apps(tmp_path: Any) -> Iterator[list[Flask]]:
+def apps() -> Iterator[list[Flask]]:
     """Apps made by make_app() in a test; their databases are closed afterwards."""
     made: list[Flask] = []
     yield made
@@ -301,8 +301,8 @@ def test_switching_oidc_login_off_while_only_mode_is_on_is_refused(app, admin):
 # -- values set by configuration -----------------------------------------------------------------
 
 
-def test_values_set_in_app_config_are_read_only_and_ignored_on_save(apps, tmp_path, op):
-    app = make_app(tmp_path / "locked.sqlite", BOOKLORE_OIDC_CLIENT_ID=CLIENT_ID, BOOKLORE_OIDC_AUTO_PROVISION=True)
+def test_values_set_in_app_config_are_read_only_and_ignored_on_save(apps, database_url, op):
+    app = make_app(database_url, BOOKLORE_OIDC_CLIENT_ID=CLIENT_ID, BOOKLORE_OIDC_AUTO_PROVISION=True)
     apps.append(app)
     create_user(app, *ADMIN, is_admin=True)
     client = app.test_client()
@@ -546,9 +546,8 @@ def test_test_connection_failure_makes_ok_false(app, admin, op):
 # -- every process, no restart -------------------------------------------------------------------
 
 
-def test_two_app_instances_on_one_database_see_each_others_saved_settings(apps, tmp_path, op):
-    path = tmp_path / "shared.sqlite"
-    first, second = make_app(path), make_app(path)
+def test_two_app_instances_on_one_database_see_each_others_saved_settings(apps, database_url, op):
+    first, second = make_app(database_url), make_app(database_url)
     apps.extend([first, second])
     create_user(first, *ADMIN, is_admin=True)
     one, two = first.test_client(), second.test_client()
