@@ -14,6 +14,7 @@ from fakeprovider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
+from sqlalchemy.exc import DataError
 
 from example_app import create_app
 from example_app.models import User, db
@@ -99,6 +100,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     only and keeps its plain test ID."""
     if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
         metafunc.parametrize("database", DATABASES, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``@pytest.mark.xfail_on_postgresql(reason)``: a known product bug that only PostgreSQL
+    shows (SQLite neither limits string lengths nor refuses NUL bytes), failing with the
+    database's ``DataError``. Strict, so the fix turns the test red until the mark is removed."""
+    for item in items:
+        known = item.get_closest_marker("xfail_on_postgresql")
+        callspec = getattr(item, "callspec", None)
+        if known and callspec is not None and callspec.params.get("database") == "postgresql":
+            item.add_marker(pytest.mark.xfail(strict=True, raises=DataError, reason=known.args[0]))
 
 
 @pytest.fixture
