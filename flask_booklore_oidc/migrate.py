@@ -208,11 +208,15 @@ def schema_differences(connection: Connection) -> list[Any]:
     return list(compare_metadata(context, Base.metadata))
 
 
-def make_db_group(get_engine: Callable[[], Engine]) -> click.Group:
+def make_db_group(get_engine: Callable[[], Engine], *, cls: type[click.Group] = click.Group) -> click.Group:
     """The ``db`` command group (``upgrade``, ``current``) over the engine ``get_engine()``
-    returns; the CLI adds it under ``flask booklore-oidc``."""
+    returns. The CLI adds it under ``flask booklore-oidc`` with ``cls=flask.cli.AppGroup``, so
+    each command runs in the app context and ``get_engine`` may use ``current_app``::
 
-    @click.group("db", help="Schema migrations of the booklore_oidc tables.")
+        cli.add_command(make_db_group(lambda: oidc.adapter.session.get_bind(), cls=AppGroup))
+    """
+
+    @click.group("db", cls=cls, help="Schema migrations of the booklore_oidc tables.")
     def db() -> None:
         pass
 

@@ -35,9 +35,14 @@ import pytest
 #: the system user that owns the cluster when the tests run as root (PostgreSQL refuses root)
 TEST_USER = "booklore-pgtest"
 SUPERUSER = "postgres"
+WHERE = "on PATH, in /usr/local/bin or /usr/lib/postgresql/*/bin"
 NO_POSTGRES = (
-    "No PostgreSQL binaries (initdb, pg_ctl) found: the POSTGRESQL TESTS WERE SKIPPED. "
+    f"No PostgreSQL binaries (initdb, pg_ctl) {WHERE}: the POSTGRESQL TESTS WERE SKIPPED. "
     "Install them with `apt-get install postgresql` (.ci/run does)."
+)
+NO_POSTGRES_IN_CI = (
+    f"No PostgreSQL binaries (initdb, pg_ctl) {WHERE}, and CI is set: every PostgreSQL test fails. "
+    ".ci/run installs Debian's postgresql when initdb is missing; did that step run?"
 )
 
 
@@ -201,7 +206,8 @@ def _unprivileged_user() -> str:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if find_binaries() is None:
-        terminalreporter.write_sep("!", NO_POSTGRES, red=True, bold=True)
+        message = NO_POSTGRES_IN_CI if os.environ.get("CI") else NO_POSTGRES
+        terminalreporter.write_sep("!", message, red=True, bold=True)
 
 
 @pytest.fixture(scope="session")
@@ -211,7 +217,7 @@ def postgresql_server() -> Iterator[PostgresServer]:
     binaries = find_binaries()
     if binaries is None:
         if os.environ.get("CI"):
-            pytest.fail(NO_POSTGRES + " CI is set, so this is a failure.", pytrace=False)
+            pytest.fail(NO_POSTGRES_IN_CI, pytrace=False)
         pytest.skip(NO_POSTGRES)
     server = PostgresServer(binaries)
     try:

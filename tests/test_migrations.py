@@ -8,6 +8,8 @@ from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, inspect, select, text
 from sqlalchemy.engine import Engine
 
@@ -199,3 +201,12 @@ def test_db_current_command_says_when_an_upgrade_is_needed(engine):
     result = CliRunner().invoke(migrate.make_db_group(lambda: engine), ["current"])
     assert result.exit_code == 0, result.output
     assert "unversioned" in result.output and "flask booklore-oidc db upgrade" in result.output
+
+
+def test_db_commands_built_as_an_app_group_run_in_the_app_context(engine):
+    app = Flask("host")
+    app.extensions["engine"] = engine
+    app.cli.add_command(migrate.make_db_group(lambda: current_app.extensions["engine"], cls=AppGroup))
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert state(engine) == "current"
