@@ -109,7 +109,7 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         if os.geteuid() == 0:
             user = _unprivileged_user()
-            shutil.chown(self.root, user, user)
+            shutil.chown(self.root, user)
         self._run(
             str(self.binaries / "initdb"),
             "--pgdata", str(self.data),
