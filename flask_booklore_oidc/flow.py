@@ -33,6 +33,9 @@ from .transport import TooLarge, Transport
 
 log = logging.getLogger(__name__)
 
+#: the longest ``next`` URL a sign-in keeps (the length of ``booklore_oidc_transaction.next_url``)
+NEXT_URL_MAX: int = Transaction.__table__.c.next_url.type.length  # type: ignore[attr-defined]
+
 BASE_SCOPES = ("openid", "profile", "email")
 
 
@@ -138,6 +141,11 @@ class SignInFlow:
         # sign-ins started in the last ten minutes (plus the purge interval).
         if purge_expired:
             self.session.execute(delete(Transaction).where(Transaction.expires_at < now))
+        if len(next_url) > NEXT_URL_MAX:
+            # PostgreSQL refuses a value longer than the column; the reader lands on the
+            # default page instead of an error page.
+            log.info("Not keeping a next URL of %d characters (at most %d).", len(next_url), NEXT_URL_MAX)
+            next_url = ""
         self.session.add(
             Transaction(
                 state_hash=digest(state),

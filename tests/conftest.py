@@ -14,12 +14,13 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from helpers import CLIENT_ID, REDIRECT_URI, SECRET, SignIn, settings_for
 from settings_helpers import ADMIN, create_user, sign_in
+from sqlalchemy.exc import DataError
 
 from example_app import create_app
 from example_app import oidc as example_oidc
 from example_app.models import db
 
-pytest_plugins = ["livesupport"]
+pytest_plugins = ["livesupport", "pgserver"]
 
 
 @pytest.fixture(autouse=True)
@@ -82,14 +83,52 @@ def db_dir(tmp_path: Any) -> Iterator[Any]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_databases`` (or in a module so marked) that use the ``database``
+    fixture, directly or through ``app``, run once per database; every other test runs on SQLite
+    only and keeps its plain test ID."""
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("database", DATABASES, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``@pytest.mark.xfail_on_postgresql(reason)``: a known product bug that only PostgreSQL
+    shows (SQLite neither limits string lengths nor refuses NUL bytes), failing with the
+    database's ``DataError``. Strict, so the fix turns the test red until the mark is removed."""
+    for item in items:
+        known = item.get_closest_marker("xfail_on_postgresql")
+        callspec = getattr(item, "callspec", None)
+        if known and callspec is not None and callspec.params.get("database") == "postgresql":
+            item.add_marker(pytest.mark.xfail(strict=True, raises=DataError, reason=known.args[0]))
+
+
 @pytest.fixture
-def app(db_dir: Any, op: FakeProvider) -> Iterator[Flask]:
-    """The example app on a file-backed SQLite database, OIDC configured in the database
-    (as the settings page would store it) for a public client of the fake provider."""
+def database(request: pytest.FixtureRequest) -> str:
+    """``"sqlite"`` or ``"postgresql"``: the database this test runs on."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database_url(database: str, request: pytest.FixtureRequest, db_dir: Any) -> str:
+    """The SQLAlchemy URL of a new, empty database of the test's kind, for ``app`` or for a
+    test that builds its own apps."""
+    if database == "postgresql":
+        return str(request.getfixturevalue("postgresql_url"))
+    return f"sqlite:///{db_dir / 'app.sqlite'}"
+
+
+@pytest.fixture
+def app(database_url: str, op: FakeProvider) -> Iterator[Flask]:
+    """The example app on a database of its own (file-backed SQLite, or PostgreSQL for tests
+    marked ``both_databases``), OIDC configured in the database (as the settings page would
+    store it) for a public client of the fake provider."""
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_dir / 'app.sqlite'}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "BOOKLORE_OIDC_JWKS_MIN_REFETCH": 30,
     })
     oidc = app.extensions["booklore_oidc"]

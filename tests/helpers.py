@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -82,15 +83,22 @@ def add_user(app: Flask, username: str, *, email: str | None = None, password: s
         return int(user.id)
 
 
+def neutral_sql(statement: str) -> str:
+    """A statement spelled the same on every database: whitespace collapsed, each bound
+    parameter (SQLite's ``?``, psycopg's ``%(name)s`` with its ``::TYPE`` cast) written ``?``."""
+    return re.sub(r"%\(\w+\)s(::\w+)?", "?", " ".join(statement.split()))
+
+
 @contextmanager
 def sql_statements(app: Flask) -> Iterator[list[str]]:
-    """Every statement ``app``'s engine sends to the database while the block runs."""
+    """Every statement ``app``'s engine sends to the database while the block runs, each as
+    :func:`neutral_sql` spells it."""
     statements: list[str] = []
     with app.app_context():
         engine = db.engine
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+        statements.append(neutral_sql(statement))
 
     event.listen(engine, "before_cursor_execute", record)
     try:

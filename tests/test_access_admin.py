@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import SignIn, configure, identity_count
 from settings_helpers import create_user, csrf_token, sign_in
 from sqlalchemy import select
 
 from example_app.models import db
 from flask_booklore_oidc.models import GroupMapping
+
+pytestmark = pytest.mark.both_databases
 
 
 def rows(app):

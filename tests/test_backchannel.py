@@ -23,6 +23,8 @@ from example_app.models import User, db
 from flask_booklore_oidc import BookloreOIDC
 from flask_booklore_oidc.models import LoginRecord, LogoutTokenJti
 
+pytestmark = pytest.mark.both_databases
+
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 URL = "/oauth2-backchannel-logout"
 
@@ -312,6 +314,15 @@ def test_oidc_session_without_backchannel_logout_makes_no_extra_sql(app, client,
 def test_oidc_session_with_backchannel_logout_makes_one_primary_key_query(app, alice):
     with sql_statements(app) as statements:
         assert me(alice)["username"] == "alice"
-    assert [" ".join(s.split()) for s in ours(statements)] == [
+    assert ours(statements) == [
         "SELECT booklore_oidc_login.ended_at FROM booklore_oidc_login WHERE booklore_oidc_login.id = ?"
     ]
+
+
+@pytest.mark.xfail_on_postgresql(
+    "product bug: a sid over 255 characters in the ID token overflows booklore_oidc_login.sid VARCHAR(255) when "
+    "views.py's callback writes the login record (provisioning.py:230 `also(result.user)`): DataError, 500"
+)
+def test_a_session_id_longer_than_the_column_is_not_a_server_error(app, op, signin):
+    op.id_token_claims_update = {"sid": "z" * 300}
+    assert signin().status_code < 500

@@ -13,6 +13,8 @@ from sqlalchemy import select
 from example_app.models import User, db
 from flask_booklore_oidc.models import Identity
 
+pytestmark = pytest.mark.both_databases
+
 
 def settings(app: Flask) -> Any:
     with app.test_request_context():

@@ -17,6 +17,8 @@ from sqlalchemy import select
 from example_app.models import db
 from flask_booklore_oidc.models import SettingsRow, Transaction
 
+pytestmark = pytest.mark.both_databases
+
 REDIRECTS_KEY = "_booklore_oidc_redirects"
 
 

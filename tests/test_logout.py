@@ -18,6 +18,8 @@ from example_app.models import db
 from flask_booklore_oidc import signals
 from flask_booklore_oidc.models import LoginRecord
 
+pytestmark = pytest.mark.both_databases
+
 TOKEN_MARK = 'name="csrf_token" type="hidden" value="'
 
 

@@ -104,3 +104,38 @@ def test_wheel_built_from_the_sdist_renders_the_pages(wheel_from_sdist: Path, tm
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rendered" in result.stdout
+
+
+def test_wheel_contains_the_migrations(wheel_from_sdist: Path) -> None:
+    names = zipfile.ZipFile(wheel_from_sdist).namelist()
+    assert "flask_booklore_oidc/migrations/env.py" in names
+    assert "flask_booklore_oidc/migrations/versions/0001_first_schema.py" in names
+
+
+MIGRATE = textwrap.dedent(
+    """
+    import sys
+    from sqlalchemy import create_engine
+    from flask_booklore_oidc import migrate
+    assert migrate.__file__.startswith(sys.argv[1]), migrate.__file__
+    engine = create_engine("sqlite://")
+    with engine.begin() as connection:
+        migrate.upgrade(connection)
+        print(migrate.schema_state(connection))
+    """
+)
+
+
+def test_migrations_run_from_the_installed_wheel(wheel_from_sdist: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel_from_sdist).extractall(site)
+    result = subprocess.run(
+        [sys.executable, "-c", MIGRATE, str(site)],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["current"]

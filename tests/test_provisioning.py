@@ -10,6 +10,8 @@ from example_app.models import User, db
 from flask_booklore_oidc import signals
 from flask_booklore_oidc.models import Identity
 
+pytestmark = pytest.mark.both_databases
+
 
 def linked_user_ids(app):
     with app.app_context():
@@ -236,3 +238,36 @@ def test_deleting_a_user_removes_its_identities_and_a_reused_id_inherits_nothing
     fresh = app.test_client()
     response = SignIn(fresh, op)()
     assert response.status_code == 403 and me(fresh) is None
+
+
+# -- values only PostgreSQL refuses (SQLite keeps strings of any length, NUL bytes included) ------
+
+
+@pytest.mark.xfail_on_postgresql(
+    "product bug: a sub over 255 characters (OIDC Core §2 forbids it; tokens.validate_id_token does not refuse it) "
+    "overflows booklore_oidc_identity.subject VARCHAR(255) in provisioning.py:285 (_add_identity): DataError, 500"
+)
+def test_a_subject_longer_than_255_characters_is_not_a_server_error(app, client, op, signin):
+    op.add_user("s" * 300, preferred_username="long-subject", email="long@example.test", email_verified=True)
+    op.login_as("s" * 300)
+    assert signin().status_code < 500
+
+
+@pytest.mark.xfail_on_postgresql(
+    "product bug: a NUL byte in the username claim reaches the user lookup in adapter.py:181 (get_by_username): "
+    "psycopg DataError 'PostgreSQL text fields cannot contain NUL (0x00) bytes', 500"
+)
+def test_a_nul_byte_in_the_username_claim_is_not_a_server_error(app, client, op, signin):
+    op.add_user("sub-nul", preferred_username="bad\x00name", email="nul@example.test", email_verified=True)
+    op.login_as("sub-nul")
+    assert signin().status_code < 500
+
+
+@pytest.mark.xfail_on_postgresql(
+    "product bug: a 300-character username claim overflows the host's username column (example app VARCHAR(100)) "
+    "in adapter.py:208 (create_user): DataError, 500"
+)
+def test_a_username_claim_longer_than_the_user_column_is_not_a_server_error(app, client, op, signin):
+    op.add_user("sub-long-name", preferred_username="u" * 300, email="name@example.test", email_verified=True)
+    op.login_as("sub-long-name")
+    assert signin().status_code < 500

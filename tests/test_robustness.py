@@ -6,6 +6,8 @@ import pytest
 from helpers import configure
 from settings_helpers import ADMIN, create_user, sign_in
 
+pytestmark = pytest.mark.both_databases
+
 ODD_REQUESTS = [
     ("GET", "/oauth2-callback"),
     ("GET", "/oauth2-callback?state=&code="),

@@ -30,6 +30,8 @@ from werkzeug.serving import make_server
 from example_app.models import db
 from flask_booklore_oidc.models import Identity, Transaction
 
+pytestmark = pytest.mark.both_databases
+
 BROWSER_KEY = "_booklore_oidc_browser"  # the session key binding pending sign-ins to a browser
 EVIL = "http://evil.example"  # only ever a string in a document or a URL; never contacted
 

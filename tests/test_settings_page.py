@@ -21,20 +21,22 @@ from flask_booklore_oidc import signals
 from flask_booklore_oidc.config import FIELDS
 from flask_booklore_oidc.models import SettingsRow
 
+pytestmark = pytest.mark.both_databases
+
 
 def saved(app: Flask) -> Any:
     with app.test_request_context():
         return app.extensions["booklore_oidc"].settings()
 
 
-def make_app(path: Any, **config: Any) -> Flask:
+def make_app(database_url: str, **config: Any) -> Flask:
     return create_app(
-        {"TESTING": True, "SECRET_KEY": "test-secret-key", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", **config}
+        {"TESTING": True, "SECRET_KEY": "test-secret-key", "SQLALCHEMY_DATABASE_URI": database_url, **config}
     )
 
 
 @pytest.fixture
-def apps(tmp_path: Any) -> Iterator[list[Flask]]:
+def apps() -> Iterator[list[Flask]]:
     """Apps made by make_app() in a test; their databases are closed afterwards."""
     made: list[Flask] = []
     yield made
@@ -308,8 +310,8 @@ def test_switching_oidc_login_off_while_only_mode_is_on_is_refused(app, admin):
 # -- values set by configuration -----------------------------------------------------------------
 
 
-def test_values_set_in_app_config_are_read_only_and_ignored_on_save(apps, tmp_path, op):
-    app = make_app(tmp_path / "locked.sqlite", BOOKLORE_OIDC_CLIENT_ID=CLIENT_ID, BOOKLORE_OIDC_AUTO_PROVISION=True)
+def test_values_set_in_app_config_are_read_only_and_ignored_on_save(apps, database_url, op):
+    app = make_app(database_url, BOOKLORE_OIDC_CLIENT_ID=CLIENT_ID, BOOKLORE_OIDC_AUTO_PROVISION=True)
     apps.append(app)
     create_user(app, *ADMIN, is_admin=True)
     client = app.test_client()
@@ -553,9 +555,8 @@ def test_test_connection_failure_makes_ok_false(app, admin, op):
 # -- every process, no restart -------------------------------------------------------------------
 
 
-def test_two_app_instances_on_one_database_see_each_others_saved_settings(apps, tmp_path, op):
-    path = tmp_path / "shared.sqlite"
-    first, second = make_app(path), make_app(path)
+def test_two_app_instances_on_one_database_see_each_others_saved_settings(apps, database_url, op):
+    first, second = make_app(database_url), make_app(database_url)
     apps.extend([first, second])
     create_user(first, *ADMIN, is_admin=True)
     one, two = first.test_client(), second.test_client()
@@ -582,3 +583,24 @@ def test_an_app_without_csrf_protection_still_reports_invalid_values(app, admin)
     app.config["WTF_CSRF_ENABLED"] = False
     response = admin.post("/settings/oidc", data=settings_form(admin, client_id="a b"))
     assert response.status_code == 400 and "Client ID contains whitespace" in page_text(response)
+
+
+# -- values only PostgreSQL refuses (SQLite keeps strings of any length, NUL bytes included) -------
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("scopes", "openid " + "x" * 600, id="scopes-600"),
+        pytest.param("claim_username", "c" * 300, id="claim_username-300"),
+        pytest.param("claim_groups", "g" * 300, id="claim_groups-300"),
+        pytest.param("public_url", "https://books.example.com/" + "p" * 600, id="public_url-600"),
+        pytest.param("issuer_uri", "http://127.0.0.1:9/" + "i" * 600, id="issuer_uri-600"),
+        pytest.param("provider_name", "Pocket\x00ID", id="provider_name-NUL"),
+        pytest.param("client_id", "client\x00id", id="client_id-NUL"),
+    ],
+)
+def test_a_value_the_database_cannot_store_is_refused_with_a_400_not_a_server_error(app, admin, name, value):
+    before = saved(app).version
+    response = admin.post("/settings/oidc", data=settings_form(admin, **{name: value}))
+    assert response.status_code == 400
+    assert saved(app).version == before

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from helpers import SECRET, configure, identity_count, me, user_count
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_public_client_signs_in_with_pkce_and_lands_on_next(app, client, op, signin):
@@ -47,4 +50,11 @@ def test_behind_a_reverse_proxy_the_public_url_is_the_redirect_uri_on_both_legs(
     response = client.get(signin.provider_answer(authorize_url))
     assert response.status_code == 302
     assert op.last_token_request["redirect_uri"] == "https://books.example.com/oauth2-callback"
+    assert me(client)["username"] == "alice"
+
+
+def test_a_next_url_too_long_to_keep_lands_on_the_default_page(app, client, signin):
+    response = signin(next="/account?" + "q" * 2500)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
     assert me(client)["username"] == "alice"
