@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy import Engine
 
 from . import checks, rules
 from .adapter import UserAdapter
@@ -25,6 +26,7 @@ from .errors import OIDCError
 from .identities import link as link_identity
 from .identities import list_identities, unlink_warning
 from .identities import unlink as unlink_identity
+from .migrate import make_db_group
 from .settings import SOURCE_CONFIG, SOURCE_ENV, Settings
 from .state import current_settings, current_state, save_settings
 from .urls import external_url
@@ -37,6 +39,13 @@ cli = AppGroup(
     "booklore-oidc",
     help="OpenID Connect sign-in: settings, Test Connection, linked identities.",
 )
+# `flask booklore-oidc db upgrade` / `db current`: schema migrations of our tables (SPEC §14)
+def _engine() -> Engine:
+    bind = current_state().adapter.session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+cli.add_command(make_db_group(_engine, cls=AppGroup))
 
 
 def _settings() -> Settings:

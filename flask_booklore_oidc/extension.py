@@ -11,7 +11,7 @@ from flask import Flask, current_app, has_app_context, request
 from flask_login import user_logged_out
 from sqlalchemy import MetaData, event
 
-from . import identities, mapping, routes, sessions
+from . import identities, mapping, migrate, routes, sessions
 from .adapter import SQLAlchemyUserAdapter, UserAdapter
 from .cli import cli
 from .config import APP_ONLY_DEFAULTS, PREFIX
@@ -177,12 +177,15 @@ class BookloreOIDC:
         return current_state().adapter
 
     def create_all(self) -> None:
-        """Create the extension's tables if they do not exist (needs an app context).
+        """Create the extension's tables on a database that has none, or check that they are
+        up to date (needs an app context); an older schema is refused with
+        :class:`~.migrate.SchemaError`, naming ``flask booklore-oidc db upgrade``.
 
-        Our routes also do this on their first request, so calling it is optional."""
+        Our routes also do this on their first request, so calling it is optional; calling it at
+        start-up makes an old schema stop the app there, with the command in the message."""
         state = current_state()
         with state.lock:
-            Base.metadata.create_all(bind=state.adapter.session.get_bind())
+            migrate.ensure_current(state.adapter.session.get_bind())
             state.schema_ready = True
 
     def ensure_schema(self) -> None:
