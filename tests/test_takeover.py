@@ -247,7 +247,7 @@ def test_padded_or_control_character_usernames_are_refused(app, client, op, sign
     assert not any("booklore_oidc_identity" in s or 'FROM "user"' in s or "FROM user" in s for s in statements)
 
 
-@pytest.mark.parametrize("name", ["\u0430dmin", "adm\u0456n"])  # Cyrillic а, Ukrainian і
+@pytest.mark.parametrize("name", ["\u0430dmin", "adm\u0456n"])  # Cyrillic a, Ukrainian i
 def test_a_username_that_looks_like_an_existing_one_is_not_provisioned(app, client, op, signin, name):
     add_user(app, "admin", is_admin=True)
     provider_username(op, name)
@@ -274,7 +274,7 @@ def test_case_insensitive_matching_folds_unicode_case_after_nfkc(app, client, op
 def test_case_insensitive_matching_folds_fullwidth_letters(app, client, op, signin):
     add_user(app, "alice", password=None)
     configure(app, auto_provision=False, username_case_sensitive=False)
-    provider_username(op, "\uff21\uff2c\uff29\uff23\uff25")  # ＡＬＩＣＥ
+    provider_username(op, "\uff21\uff2c\uff29\uff23\uff25")  # ALICE in fullwidth letters
     signin()
     assert me(client)["username"] == "alice"
 
