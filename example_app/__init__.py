@@ -16,6 +16,14 @@ from .models import PERMISSIONS, Library, User, db
 login_manager = LoginManager()
 oidc = BookloreOIDC()
 
+#: Keys published in this repository's history and docs: anyone could sign a session cookie
+#: (an admin's) with them, so the app refuses them.
+PUBLISHED_SECRET_KEYS = frozenset({"dev-only-change-me", "change-me", "dev"})
+
+
+class MissingSecretKey(RuntimeError):
+    """The app was started without a SECRET_KEY of its own."""
+
 
 def _libraries() -> list[tuple[str, str]]:
     return [(str(lib.id), lib.name) for lib in db.session.query(Library).order_by(Library.name)]
@@ -23,10 +31,11 @@ def _libraries() -> list[tuple[str, str]]:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Application factory. ``test_config`` may set any Flask, SQLAlchemy or
-    ``BOOKLORE_OIDC_*`` key."""
+    ``BOOKLORE_OIDC_*`` key. Refuses to start without a ``SECRET_KEY`` (from the environment or
+    ``test_config``) that is not a published one: it signs the session cookie."""
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        SECRET_KEY=os.environ.get("SECRET_KEY"),
         SQLALCHEMY_DATABASE_URI=os.environ.get(
             "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "library.sqlite")
         ),
@@ -35,6 +44,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
+    key = app.config.get("SECRET_KEY")
+    if not key or key in PUBLISHED_SECRET_KEYS:
+        raise MissingSecretKey(
+            "SECRET_KEY is not set (or is a published example value): it signs session cookies, so "
+            "anyone who knows it can sign in as anyone. Set the SECRET_KEY environment variable to a "
+            "random value, e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     os.makedirs(app.instance_path, exist_ok=True)
 
     db.init_app(app)

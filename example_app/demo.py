@@ -4,6 +4,7 @@ Pocket ID would be in the guide: a public client with PKCE. Ctrl-C stops both.""
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -124,7 +125,9 @@ def main() -> int:
         database = Path(__file__).resolve().parent.parent / "instance" / "demo.sqlite"
         database.parent.mkdir(exist_ok=True)
         database.unlink(missing_ok=True)
-        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
+        # A fresh key per run, like the fresh database: nothing the demo signs outlives it.
+        secret_key = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32)
+        app = create_app({"SECRET_KEY": secret_key, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
         configure_demo(app)
         users = "\n".join(
             f"      {name:<10} password {pw:<10} groups: {', '.join(groups)}" for name, pw, _, groups in DEMO_USERS

@@ -10,15 +10,28 @@ committed together.
 from __future__ import annotations
 
 import abc
+import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import flask_login
 from sqlalchemy import func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .names import fold
+
+
+@cache
+def dummy_hash(method: str | None = None) -> str:
+    """A hash of a random password made with ``method`` (werkzeug's default when ``None``):
+    checking a password against it costs what checking a real one made the same way does."""
+    secret = secrets.token_urlsafe(16)
+    return generate_password_hash(secret, method=method) if method else generate_password_hash(secret)
 
 
 @dataclass(frozen=True)
@@ -75,8 +88,14 @@ class UserAdapter(abc.ABC):
 
     @abc.abstractmethod
     def get_by_username(self, username: str, *, case_sensitive: bool = True) -> Any | None:
-        """The one user with exactly this username; with ``case_sensitive=False`` compared
-        case-insensitively. ``None`` when nobody or more than one user matches."""
+        """The one user named exactly ``username``. With ``case_sensitive=False``, the one whose
+        name equals it after :func:`.names.fold` (NFKC + case folding); ``None`` when none or
+        several do (an ambiguous name links nobody)."""
+
+    def usernames(self) -> Iterable[str]:
+        """Every username, for the look-alike check before an account is created (SPEC §6 rule
+        5). Override it: the default lists none, which turns that check off."""
+        return ()
 
     @abc.abstractmethod
     def find_by_email(self, email: str) -> Sequence[Any]:
@@ -108,12 +127,22 @@ class UserAdapter(abc.ABC):
     def check_password(self, user: Any, password: str) -> bool:
         """Whether ``password`` is the user's local password; False for an account without one."""
 
+    def check_dummy_password(self, password: str) -> None:
+        """Spend the time :meth:`check_password` takes, for a sign-in whose account does not
+        exist or has no password, so the answer's timing does not tell them apart (SPEC §8).
+        The default checks a werkzeug hash of werkzeug's default method; override it when the
+        host hashes otherwise."""
+        check_password_hash(dummy_hash(), password)
+
     def is_admin(self, user: Any) -> bool:
         """Whether the user is an administrator (may open the settings page by default)."""
         return self.get_access(user).is_admin
 
     def has_password(self, user: Any) -> bool:
-        """Whether the user can sign in locally at all (used to warn before unlinking)."""
+        """Whether the user has a usable local password. An account without one (made for
+        single sign-on) is linked to a provider user of the same name at once; one with a
+        password only after its password is typed (SPEC §6). Also used to warn before
+        unlinking."""
         return True
 
     @abc.abstractmethod
@@ -207,6 +236,8 @@ class SQLAlchemyUserAdapter(UserAdapter):
         self.password_hash_attr = password_hash_attr
         self._permissions = permissions
         self._libraries = libraries
+        #: (when read, method) of the stored hashes, for check_dummy_password
+        self._hash_method: tuple[float, str | None] | None = None
 
     @property
     def session(self) -> Session:
@@ -234,10 +265,30 @@ class SQLAlchemyUserAdapter(UserAdapter):
 
     def get_by_username(self, username: str, *, case_sensitive: bool = True) -> Any | None:
         column = getattr(self.model, self.username_attr)
-        condition = column == username if case_sensitive else func.lower(column) == username.lower()
-        rows: Sequence[Any] = self.session.execute(select(self.model).where(condition).limit(2)).scalars().all()
-        # Case-insensitive lookups that match two accounts are ambiguous: link neither.
-        return rows[0] if len(rows) == 1 else None
+        if case_sensitive:
+            rows: Sequence[Any] = (
+                self.session.execute(select(self.model).where(column == username).limit(2)).scalars().all()
+            )
+            return rows[0] if len(rows) == 1 else None
+        # SQL's lower() knows neither NFKC nor full case folding (fullwidth letters, "ß"), so the names
+        # are folded here, in one pass over (id, name) pairs. It runs only at a first sign-in
+        # (a linked identity is found before), and reads a few bytes per account.
+        wanted = fold(username)
+        pk = self.model.id  # type: ignore[attr-defined]
+        found: list[Any] = []
+        for row in self.session.execute(select(pk, column).execution_options(yield_per=1000)):
+            if isinstance(row[1], str) and fold(row[1]) == wanted:
+                found.append(row[0])
+                if len(found) > 1:
+                    break
+        # A name that matches two accounts is ambiguous: link neither.
+        return self.session.get(self.model, found[0]) if len(found) == 1 else None
+
+    def usernames(self) -> Iterable[str]:
+        column = getattr(self.model, self.username_attr)
+        for (name,) in self.session.execute(select(column).execution_options(yield_per=1000)):
+            if isinstance(name, str):
+                yield name
 
     def find_by_email(self, email: str) -> Sequence[Any]:
         if not self._has(self.email_attr):
@@ -296,6 +347,30 @@ class SQLAlchemyUserAdapter(UserAdapter):
 
     def has_password(self, user: Any) -> bool:
         return bool(getattr(user, self.password_hash_attr, None))
+
+    def check_dummy_password(self, password: str) -> None:
+        # The dummy is hashed the way the stored hashes are (werkzeug's "method$salt$hash"), so
+        # it costs the same to check: read the method of the newest one once a minute.
+        now = time.monotonic()
+        if self._hash_method is None or now - self._hash_method[0] > 60:
+            self._hash_method = (now, self._stored_hash_method())
+        try:
+            hashed = dummy_hash(self._hash_method[1])
+        except ValueError:  # not a werkzeug method: the default's cost is the best guess
+            hashed = dummy_hash()
+        check_password_hash(hashed, password)
+
+    def _stored_hash_method(self) -> str | None:
+        if not self._has(self.password_hash_attr):
+            return None
+        column = getattr(self.model, self.password_hash_attr)
+        pk = self.model.id  # type: ignore[attr-defined]
+        stored = self.session.execute(
+            select(column).where(column.is_not(None), column != "").order_by(pk.desc()).limit(1)
+        ).scalar()
+        if not isinstance(stored, str) or "$" not in stored:
+            return None
+        return stored.split("$", 1)[0]
 
     def count_admins(self) -> int:
         attr = self.is_admin_attr

@@ -80,11 +80,21 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _exact(value: Any) -> str | None:
+    """A claim as it is, untrimmed: a username is compared exactly (SPEC §6), and one with
+    surrounding whitespace is refused, not repaired (:func:`.names.username_problem`)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value)
+    return text or None
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who the provider says signed in, with the mapped claims. Given to hooks and signals.
 
     ``groups`` is ``None`` when the groups claim is absent (unknown), ``[]`` when it is empty.
+    ``username`` is exactly what the provider sent (not trimmed); the other texts are trimmed.
     """
 
     issuer: str
@@ -122,7 +132,7 @@ class ClaimMapping:
         return Identity(
             issuer=issuer,
             subject=str(id_claims["sub"]),
-            username=_text(resolve_claim(sources, self.username)),
+            username=_exact(resolve_claim(sources, self.username)),
             email=_text(resolve_claim(sources, self.email)),
             email_verified=verified is True or (isinstance(verified, str) and verified.lower() == "true"),
             display_name=_text(resolve_claim(sources, self.display_name)),

@@ -33,6 +33,7 @@ SESSION_KEYS = (
     "_booklore_oidc_redirects",  # automatic redirects in a row, for the loop breaker
     "_booklore_oidc_last_error",  # code of the last error page shown, for the loop breaker
     "_booklore_oidc_backchannel",  # the provider may end this sign-in by back-channel logout
+    "_booklore_oidc_link",  # id of a pending link waiting for the account's password (SPEC §6)
 )
 
 Kind = Literal["bool", "str", "int", "float", "list", "choice", "secret"]

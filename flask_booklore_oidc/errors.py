@@ -19,7 +19,8 @@ from urllib.parse import quote, quote_plus
 
 from werkzeug.exceptions import HTTPException
 
-#: every error code of SPEC §10 (and ``account_inactive``, for a host that refuses a sign-in)
+#: every error code of SPEC §10 (and ``account_inactive``, for a host that refuses a sign-in, and
+#: ``invalid_username``, for a provider username that cannot be compared exactly, §6)
 ErrorCode = Literal[
     "provider_unreachable",
     "issuer_mismatch",
@@ -31,6 +32,7 @@ ErrorCode = Literal[
     "invalid_token",
     "access_denied_group",
     "user_not_provisioned",
+    "invalid_username",
     "account_conflict",
     "account_inactive",
     "local_login_disabled",
@@ -138,12 +140,25 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "(case-sensitive).",
         ),
     ),
+    "invalid_username": ErrorInfo(
+        403,
+        "The provider's username cannot be used here",
+        (
+            "Usernames are compared exactly: a username that starts or ends with a space, or "
+            "contains a tab, a line break or another invisible character, is refused rather "
+            "than trimmed, so it cannot be mistaken for another account's name.",
+            "Change the username at the provider (or ask its administrator to), then sign in again.",
+        ),
+    ),
     "account_conflict": ErrorInfo(
         409,
         "This account conflicts with an existing one",
         (
-            "An existing account uses the same username or email, or is already linked to "
-            "another identity at this provider. An administrator can unlink or rename it.",
+            "An existing account uses the same username or email, or a name that looks like it, "
+            "or is already linked to another identity at this provider. An administrator can "
+            "unlink or rename it.",
+            "An administrator account is never linked automatically: an administrator links it "
+            "to the provider's user (flask booklore-oidc link).",
         ),
     ),
     "account_inactive": ErrorInfo(

@@ -6,8 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, SelectField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+)
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from .config import FIELDS, Field
@@ -41,6 +49,19 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
 
 class LogoutForm(FlaskForm):  # type: ignore[misc]
     pass
+
+
+class LinkForm(FlaskForm):  # type: ignore[misc]
+    """The password that proves an existing account is the reader's (SPEC §6), or Cancel.
+    The password is checked by the view (Cancel needs none)."""
+
+    password = PasswordField(
+        "Password",
+        validators=[Optional(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password", "autofocus": True},
+    )
+    submit = SubmitField("Connect and sign in")
+    cancel = SubmitField("Cancel")
 
 
 # -- the settings page ---------------------------------------------------------------------------

@@ -137,3 +137,52 @@ class LogoutTokenJti(Base):
 
     jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
+class PendingLink(Base):
+    """A provider sign-in that found an existing account it may link to only with proof (SPEC
+    §6): kept until the reader types that account's local password, cancels, fails too often
+    or ten minutes pass.
+
+    Like a transaction, only hashes of its random id (held in the browser's session) and of the
+    browser binding are stored. It holds what finishing the sign-in needs: the verified
+    identity's mapped claims (bounded), the provider session id and the ID token (encrypted, for
+    the logout hint).
+    """
+
+    __tablename__ = "booklore_oidc_pending_link"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    issuer: Mapped[str] = mapped_column(String(500), nullable=False)
+    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: the §6 rule that found the account: "username" or "email"
+    linked_by: Mapped[str] = mapped_column(String(20), nullable=False)
+    username: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(255))
+    email_verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    #: JSON list of group values; NULL when the claim was absent or too large to keep ("unknown")
+    groups: Mapped[str | None] = mapped_column(Text)
+    sid: Mapped[str | None] = mapped_column(String(255))
+    id_token: Mapped[str | None] = mapped_column(Text)  # encrypted, for the logout hint
+    backchannel: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    next_url: Mapped[str] = mapped_column(String(2000), nullable=False, default="")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
+class Throttle(Base):
+    """Failed password checks of one account name or one client address (SPEC §8), shared by
+    every process on the database. The key is a SHA-256 of ``user:<folded name>`` or
+    ``ip:<address>``, so its length is fixed and no name is stored; rows without a failure for a
+    day are purged."""
+
+    __tablename__ = "booklore_oidc_throttle"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_failure: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)

@@ -256,6 +256,13 @@ def _summary(decision: Decision, user_name: str | None) -> str:
         return f"Links the existing account {user_name} (same username) to this identity and signs in."
     if rule == Rule.EMAIL:
         return f"Links the existing account {user_name} (same verified email) to this identity and signs in."
+    if rule == Rule.NEEDS_PROOF:
+        how = "same verified email" if decision.link_by == Rule.EMAIL else "same username"
+        return (
+            f"Asks for the local password of the existing account {user_name} ({how}): it has a password "
+            "or is an administrator, so it is linked to this identity only after that password is typed. "
+            "Nothing is linked and nobody is signed in until then."
+        )
     if rule == Rule.PROVISIONED:
         assert decision.new_user is not None
         return f"Creates the new account {decision.new_user.username} and signs in."

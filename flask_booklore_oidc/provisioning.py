@@ -4,6 +4,14 @@
 3. link by username, 4. link by verified email (exactly one match), 5. auto-provision,
 6. otherwise ``user_not_provisioned``.
 
+Before any of that reads the database, a username the provider sent with surrounding whitespace
+or an invisible character is refused (``invalid_username``): names are compared exactly.
+Linking (3, 4) needs proof unless the account has no local password and is not an admin: an
+account with a password, or an admin's, yields :attr:`Rule.NEEDS_PROOF` (the reader must type
+that account's password, :mod:`.linking`), and a passwordless admin account is linked only by
+an administrator. Auto-provisioning refuses a name that looks like an existing one (UTS #39
+skeleton, :func:`.names.looks_like`).
+
 :meth:`Resolver.decide` only reads and returns a :class:`Decision` (the settings page's test
 sign-in shows it as it is); :meth:`Resolver.resolve` carries a decision out through the adapter's
 session and commits it. A unique-constraint race with another process (two first sign-ins of
@@ -15,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +36,7 @@ from .errors import OIDCError
 from .mapping import MappingRow, compute_access, matching
 from .models import Identity as IdentityRow
 from .models import utcnow
+from .names import looks_like, username_problem
 from .rules import keep_last_admin
 from .settings import Settings
 
@@ -40,15 +49,18 @@ GroupMapper = Callable[[Identity, "Access | None"], "Access | None"]
 
 
 class Rule(StrEnum):
-    """Which rule of §6 decided: the first four sign someone in, the others refuse."""
+    """Which rule of §6 decided: the first four sign someone in; ``needs_proof`` links only
+    after the reader typed the account's password; the others refuse."""
 
     IDENTITY = "identity"
     USERNAME = "username"
     EMAIL = "email"
     PROVISIONED = "provisioned"
+    NEEDS_PROOF = "needs_proof"
     REFUSED = "refused"
     CONFLICT = "conflict"
     NOT_PROVISIONED = "not_provisioned"
+    INVALID_USERNAME = "invalid_username"
 
 
 @dataclass(frozen=True)
@@ -66,15 +78,20 @@ class Decision:
     stale_row: IdentityRow | None = field(default=None, repr=False)
     #: the linked identity row when ``rule == "identity"``
     row: IdentityRow | None = field(default=None, repr=False)
+    #: how the account was found (username or email) when ``rule == "needs_proof"``
+    link_by: Rule | None = None
 
 
 @dataclass(frozen=True)
 class Resolution:
     user: Any
-    #: the rule that picked the user: identity, username, email or provisioned
+    #: the rule that picked the user: identity, username, email or provisioned; or
+    #: needs_proof (nothing written, nobody signed in: see :attr:`Decision.link_by`)
     rule: Rule
     #: the access group sync applied, if it ran
     access: Access | None = None
+    #: how the account was found when ``rule == "needs_proof"``
+    link_by: Rule | None = None
 
 
 def default_access(settings: Settings) -> Access:
@@ -132,6 +149,18 @@ class Resolver:
                 ),
             )
 
+        if identity.username is not None:
+            problem = username_problem(identity.username)
+            if problem is not None:
+                return Decision(
+                    Rule.INVALID_USERNAME,
+                    error=OIDCError(
+                        "invalid_username",
+                        f"The provider's username {identity.username!r} {problem}; usernames are compared "
+                        "exactly, so it is refused rather than trimmed.",
+                    ),
+                )
+
         stale = None
         row = self._identity_row(identity)
         if row is not None:
@@ -153,7 +182,7 @@ class Resolver:
                             "at this provider.",
                         ),
                     )
-                return Decision(Rule.USERNAME, user=user, stale_row=stale)
+                return self._link(user, Rule.USERNAME, stale)
 
         if settings.link_by_email and identity.email and identity.email_verified:
             matches = adapter.find_by_email(identity.email)
@@ -168,7 +197,7 @@ class Resolver:
                             "at this provider.",
                         ),
                     )
-                return Decision(Rule.EMAIL, user=matches[0], stale_row=stale)
+                return self._link(matches[0], Rule.EMAIL, stale)
             if len(matches) > 1:
                 log.warning("Not linking by email: %d accounts share %s.", len(matches), identity.email)
 
@@ -187,6 +216,17 @@ class Resolver:
                     error=OIDCError(
                         "account_conflict",
                         f"The username {identity.username!r} is taken by an account that may not be linked automatically.",
+                    ),
+                )
+            alike = looks_like(identity.username, adapter.usernames())
+            if alike is not None:
+                return Decision(
+                    Rule.CONFLICT,
+                    error=OIDCError(
+                        "account_conflict",
+                        f"The username {identity.username!r} looks like the name of an existing account, "
+                        "so no account is created for it: names that look alike could be mistaken for "
+                        "each other.",
                     ),
                 )
             if identity.email and adapter.find_by_email(identity.email):
@@ -213,6 +253,26 @@ class Resolver:
             ),
         )
 
+    def _link(self, user: Any, by: Rule, stale: IdentityRow | None) -> Decision:
+        """Linking ``user``, found by ``by``: at once only for a passwordless account that is
+        not an admin's (made for single sign-on); with proof for one with a password; never
+        automatically for a passwordless admin account."""
+        adapter = self.adapter
+        if adapter.has_password(user):
+            return Decision(Rule.NEEDS_PROOF, user=user, stale_row=stale, link_by=by)
+        if adapter.is_admin(user):
+            return Decision(
+                Rule.CONFLICT,
+                user=user,
+                error=OIDCError(
+                    "account_conflict",
+                    f"The account {adapter.get_username(user)!r} is an administrator account without a "
+                    "password here, so it is not linked to a provider sign-in automatically: an "
+                    "administrator must link it (flask booklore-oidc link).",
+                ),
+            )
+        return Decision(by, user=user, stale_row=stale)
+
     def planned_access(self, identity: Identity, current: Access) -> Access | None:
         """The access group sync would give (built-in mapping, then the hook), before the
         last-admin guard."""
@@ -228,10 +288,14 @@ class Resolver:
 
     # -- carrying out ------------------------------------------------------------------------
 
-    def resolve(self, identity: Identity, *, also: Callable[[Any], None] | None = None) -> Resolution:
+    def resolve(
+        self, identity: Identity, *, also: Callable[[Any], None] | None = None, proven: str | None = None
+    ) -> Resolution:
         """Decide, write and commit. Raises :class:`OIDCError` (nothing written) on refusal.
 
-        ``also(user)`` adds further writes (the login record) to the same commit."""
+        ``also(user)`` adds further writes (the login record) to the same commit. A decision
+        that needs proof returns ``Resolution(user, Rule.NEEDS_PROOF)`` with nothing written,
+        unless ``proven`` is that user's id (the reader typed its password): then it links."""
         session = self.adapter.session
         for attempt in (1, 2):
             decision = self.decide(identity)
@@ -244,6 +308,19 @@ class Resolver:
             if decision.error is not None:
                 session.rollback()
                 raise decision.error
+            if decision.rule == Rule.NEEDS_PROOF:
+                assert decision.link_by is not None
+                if proven is None:
+                    session.rollback()
+                    return Resolution(decision.user, Rule.NEEDS_PROOF, link_by=decision.link_by)
+                if proven != self.adapter.get_id(decision.user):
+                    session.rollback()
+                    raise OIDCError(
+                        "account_conflict",
+                        "The account this sign-in would link to changed since its password was asked for; "
+                        "sign in again.",
+                    )
+                decision = replace(decision, rule=decision.link_by)
             try:
                 result = self._carry_out(identity, decision)
                 if also is not None:
@@ -306,7 +383,8 @@ class Resolver:
         self.adapter.session.flush()
 
     def _sync_profile(self, user: Any, identity: Identity) -> None:
-        email = identity.email
+        # An unverified email is never written: anyone can type any address at most providers.
+        email = identity.email if identity.email_verified else None
         if email and email.lower() != (self.adapter.get_email(user) or "").lower():
             user_id = self.adapter.get_id(user)
             if any(self.adapter.get_id(u) != user_id for u in self.adapter.find_by_email(email)):

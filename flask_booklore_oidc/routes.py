@@ -40,6 +40,8 @@ LOGIN_PAGES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = 
 )
 ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
     ("/login/oidc", "start", views.start, ("GET", "POST")),
+    # Ours also in host-login mode: only we know the pending link it finishes.
+    ("/login/link", "link_account", views.link_account, ("GET", "POST")),
     ("/oauth2-callback", "callback", callback, ("GET",)),
     ("/oauth2-backchannel-logout", "backchannel_logout", backchannel.backchannel_logout, ("POST",)),
     ("/settings/oidc", "settings", admin.settings, ("GET", "POST")),

@@ -19,14 +19,13 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
 from .config import SESSION_KEYS
-from .flow import Completed
 from .models import LoginRecord, utcnow
 from .secretbox import InvalidToken
 from .state import AppState, current_state
 
 log = logging.getLogger(__name__)
 
-BROWSER_KEY, LOGIN_KEY, REDIRECTS_KEY, LAST_ERROR_KEY, BACKCHANNEL_KEY = SESSION_KEYS
+BROWSER_KEY, LOGIN_KEY, REDIRECTS_KEY, LAST_ERROR_KEY, BACKCHANNEL_KEY, LINK_KEY = SESSION_KEYS
 
 
 def browser_key() -> str:
@@ -49,6 +48,20 @@ def rotate() -> None:
     session.update(kept)
 
 
+def remember_link(link_id: str) -> None:
+    """Keep the id of this browser's pending link (only its hash is stored server-side)."""
+    session[LINK_KEY] = link_id
+
+
+def pending_link_id() -> str | None:
+    link_id = session.get(LINK_KEY)
+    return link_id if isinstance(link_id, str) and link_id else None
+
+
+def forget_link() -> None:
+    session.pop(LINK_KEY, None)
+
+
 def clear() -> None:
     """Remove every key of ours from the session."""
     for key in SESSION_KEYS:
@@ -58,7 +71,9 @@ def clear() -> None:
 # -- the record's life ------------------------------------------------------------------------------
 
 
-def add_record(state: AppState, user_id: str, completed: Completed) -> str:
+def add_record(
+    state: AppState, user_id: str, *, issuer: str, subject: str, sid: str | None, id_token: str | None
+) -> str:
     """Add the login record of a provider sign-in to the database session (committed with the
     sign-in's other writes); returns its id. Old records are purged now and then."""
     db = state.adapter.session
@@ -71,10 +86,10 @@ def add_record(state: AppState, user_id: str, completed: Completed) -> str:
         LoginRecord(
             id=record_id,
             user_id=user_id,
-            issuer=completed.identity.issuer,
-            subject=completed.identity.subject,
-            sid=completed.sid,
-            id_token=state.box.seal(completed.id_token),
+            issuer=issuer,
+            subject=subject,
+            sid=sid,
+            id_token=state.box.seal(id_token) if id_token else None,
             created_at=now,
         )
     )

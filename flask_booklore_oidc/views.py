@@ -25,10 +25,22 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from . import gate, sessions, signals
 from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
-from .forms import LoginForm, LogoutForm, csrf_failed
+from .forms import LinkForm, LoginForm, LogoutForm, csrf_failed
 from .settings import Settings
-from .signin import LocalOutcome, check_local_sign_in, flow_for, sign_in_locally, sign_in_with_provider
+from .signin import (
+    LocalOutcome,
+    ProofNeeded,
+    ProofOutcome,
+    cancel_link,
+    check_local_sign_in,
+    finish_link,
+    flow_for,
+    pending_account,
+    sign_in_locally,
+    sign_in_with_provider,
+)
 from .state import current_settings, current_state, login_endpoint, render_page
+from .throttle import minutes
 from .urls import external_url, safe_next
 
 log = logging.getLogger(__name__)
@@ -176,7 +188,13 @@ def login_post() -> ResponseReturnValue:
             return _login_page(form, status=400, message="The form expired; please try again.", local=True)
         return _login_page(form, status=400, local=True)
     state = current_state()
-    outcome, user = check_local_sign_in(state, settings, form.username.data or "", form.password.data or "")
+    result = check_local_sign_in(
+        state, settings, form.username.data or "", form.password.data or "", request.remote_addr
+    )
+    outcome, user = result.outcome, result.user
+    if outcome == LocalOutcome.THROTTLED:
+        page, status = _login_page(form, status=429, message=too_many_attempts(result.wait), local=True)
+        return page, status, {"Retry-After": str(result.wait)}
     if outcome == LocalOutcome.DISABLED:
         # One answer, byte for byte but for the CSRF token, whether the username exists, is an
         # admin or not, and whether the password was right: a fresh form, not one that echoes
@@ -201,6 +219,11 @@ def login_post() -> ResponseReturnValue:
     if not sign_in_locally(state, user):
         raise OIDCError("account_inactive", "This account may not sign in.")
     return redirect(safe_next(form.next.data, index()))
+
+
+def too_many_attempts(wait: int) -> str:
+    count = minutes(wait)
+    return f"Too many attempts; try again in {count} minute{'s' if count != 1 else ''}."
 
 
 # -- OIDC sign-in -----------------------------------------------------------------------------
@@ -293,8 +316,67 @@ def finish_sign_in(transaction: Row[Any]) -> ResponseReturnValue:
         raise OIDCError("oidc_disabled")
     state = current_state()
     completed = flow_for(state, settings).complete(request.args, transaction=transaction)
-    sign_in_with_provider(state, settings, completed)
+    if isinstance(sign_in_with_provider(state, settings, completed), ProofNeeded):
+        return redirect(url_for("booklore_oidc.link_account"))
     return redirect(safe_next(completed.next_url, index()))
+
+
+# -- linking an existing account with its password ---------------------------------------------
+
+_NO_PENDING_LINK = (
+    "No account is waiting to be connected in this browser: the request expired (it lasts 10 "
+    "minutes), was cancelled, or too many wrong passwords were typed. Nothing was linked; sign in again."
+)
+
+
+def _link_page(form: LinkForm, username: str, *, status: int = 200, message: str | None = None) -> tuple[str, int]:
+    return render_template("booklore_oidc/link.html", link_form=form, username=username, message=message), status
+
+
+def link_account() -> ResponseReturnValue:
+    """The page that connects an existing account to the provider's user (SPEC §6): it asks
+    once for that account's local password. Cancel drops the request; nobody is signed in
+    until the password is right. CSRF-protected and throttled like local sign-in."""
+    settings = current_settings()
+    if not settings.oidc_active:
+        raise OIDCError("oidc_disabled")
+    state = current_state()
+    account = pending_account(state)
+    if account is None:
+        raise OIDCError("invalid_state", _NO_PENDING_LINK)
+    form = LinkForm()
+    if request.method == "GET":
+        return _link_page(form, account.username)
+    if not form.validate_on_submit():
+        if csrf_failed(form):
+            return _link_page(
+                LinkForm(formdata=None), account.username, status=400, message="The form expired; please try again."
+            )
+        if not form.cancel.data:
+            return _link_page(form, account.username, status=400, message="Enter the password of this account.")
+    if form.cancel.data:
+        cancel_link(state)
+        log.info("A reader cancelled linking the account %s.", account.username)
+        if settings.only_mode_active:
+            return redirect(url_for("booklore_oidc.login", local="true"))
+        return redirect(url_for("booklore_oidc.login"))
+    proof = finish_link(state, settings, form.password.data or "", request.remote_addr)
+    if proof.outcome == ProofOutcome.SIGNED_IN:
+        return redirect(safe_next(proof.next_url, index()))
+    if proof.outcome == ProofOutcome.THROTTLED:
+        page, status = _link_page(
+            LinkForm(formdata=None), account.username, status=429, message=too_many_attempts(proof.wait)
+        )
+        return page, status, {"Retry-After": str(proof.wait)}
+    if proof.outcome == ProofOutcome.WRONG:
+        left = proof.attempts_left
+        return _link_page(
+            LinkForm(formdata=None),
+            account.username,
+            status=401,
+            message=f"Wrong password. {left} attempt{'s' if left != 1 else ''} left.",
+        )
+    raise OIDCError("invalid_state", _NO_PENDING_LINK)
 
 
 # -- sign-out ---------------------------------------------------------------------------------
@@ -389,8 +471,12 @@ def guard_login(view: Callable[..., Any], *, username_field: str, password_field
         if settings.only_mode_active:
             username = request.form.get(username_field, "")
             password = request.form.get(password_field, "")
-            outcome, _ = check_local_sign_in(current_state(), settings, username[:255], password[:1024])
-            if outcome != LocalOutcome.SIGNED_IN:
+            result = check_local_sign_in(
+                current_state(), settings, username[:255], password[:1024], request.remote_addr
+            )
+            if result.outcome == LocalOutcome.THROTTLED:
+                return too_many_attempts(result.wait), 429, {"Retry-After": str(result.wait)}
+            if result.outcome != LocalOutcome.SIGNED_IN:
                 log.info("Local sign-in refused in OIDC-only mode (host login view).")
                 error = OIDCError(
                     "local_login_disabled",

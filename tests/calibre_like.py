@@ -4,7 +4,7 @@ extension through its own adapter only; the README shows this adapter as the gui
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flask import Flask, jsonify
@@ -77,6 +77,10 @@ class CalibreWebAdapter(UserAdapter):
         wanted = username if case_sensitive else username.lower()
         rows = self._session.scalars(select(CalibreUser).where(column == wanted).limit(2)).all()
         return rows[0] if len(rows) == 1 else None
+
+    def usernames(self) -> Iterator[str]:
+        for (name,) in self._session.execute(select(CalibreUser.name)):
+            yield name
 
     def find_by_email(self, email: str) -> Sequence[CalibreUser]:
         return self._session.scalars(select(CalibreUser).where(func.lower(CalibreUser.email) == email.lower())).all()
@@ -153,9 +157,10 @@ def create_calibre_app(database_uri: str, secret_key: str = "calibre-secret") ->
     return app
 
 
-def add_calibre_user(app: Flask, name: str, *, role: int = 0, password: str = "pw", email: str | None = None) -> None:
+def add_calibre_user(app: Flask, name: str, *, role: int = 0, password: str | None = "pw", email: str | None = None) -> None:
+    """``password=None``: an account made for single sign-on (links by name at once)."""
     session = app.extensions["calibre_session"]
-    session.add(CalibreUser(name=name, role=role, email=email,
-                            password=generate_password_hash(password, method="pbkdf2:sha256:1000")))
+    hashed = generate_password_hash(password, method="pbkdf2:sha256:1000") if password is not None else ""
+    session.add(CalibreUser(name=name, role=role, email=email, password=hashed))
     session.commit()
     session.remove()

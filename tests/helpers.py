@@ -67,17 +67,19 @@ def me(client: FlaskClient) -> dict[str, Any] | None:
     return response.get_json() if response.status_code == 200 else None
 
 
-def add_user(app: Flask, username: str, *, email: str | None = None, password: str = "pw", is_admin: bool = False,
+def add_user(app: Flask, username: str, *, email: str | None = None, password: str | None = "pw", is_admin: bool = False,
              permissions: tuple[str, ...] | list[str] = (), libraries: tuple[str, ...] | list[str] = (),
              display_name: str | None = None) -> int:
     """Create a local user of the example app; returns its id. The password hash is a cheap
-    one: scrypt's deliberate slowness would dominate the suite's run time."""
+    one: scrypt's deliberate slowness would dominate the suite's run time. ``password=None``
+    makes an account for single sign-on (no local password), which links by name at once."""
     from werkzeug.security import generate_password_hash
 
     with app.app_context():
         user = User(username=username, email=email, display_name=display_name, is_admin=is_admin,
                     permissions=list(permissions), libraries=list(libraries),
-                    password_hash=generate_password_hash(password, method="pbkdf2:sha256:1000"))
+                    password_hash=generate_password_hash(password, method="pbkdf2:sha256:1000")
+                    if password is not None else None)
         db.session.add(user)
         db.session.commit()
         return int(user.id)
@@ -105,6 +107,15 @@ def sql_statements(app: Flask) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def link_identity(app: Flask, user_id: int, issuer: str, subject: str) -> None:
+    """Link a provider identity to a user, as an administrator would."""
+    from flask_booklore_oidc.models import Identity
+
+    with app.app_context():
+        db.session.add(Identity(issuer=issuer, subject=subject, user_id=str(user_id), linked_by="admin"))
+        db.session.commit()
 
 
 def user_count(app: Flask) -> int:

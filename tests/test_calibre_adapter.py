@@ -38,7 +38,7 @@ def whoami(client):
 
 
 def test_existing_calibre_user_is_linked_by_name_and_keeps_their_roles(calibre, op):
-    add_calibre_user(calibre, "alice", role=ROLE_DOWNLOAD | ROLE_VIEWER)
+    add_calibre_user(calibre, "alice", role=ROLE_DOWNLOAD | ROLE_VIEWER, password=None)
     client = calibre.test_client()
     response = SignIn(client, op)(next="/")
     assert response.headers["Location"] == "/"
@@ -58,7 +58,7 @@ def test_new_reader_is_provisioned_with_default_permissions_as_role_bits(calibre
 
 def test_group_sync_sets_role_bits(calibre, op):
     add_calibre_user(calibre, "admin", role=ROLE_ADMIN)
-    add_calibre_user(calibre, "alice", role=ROLE_VIEWER)
+    add_calibre_user(calibre, "alice", role=ROLE_VIEWER, password=None)
     session = calibre.extensions["calibre_session"]
     session.add(GroupMapping(group_value="uploaders", permissions=json.dumps(["upload", "download"]), libraries="[]"))
     session.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import SignIn, add_user, configure, me
+from helpers import SignIn, add_user, configure, link_identity, me
 
 from example_app.models import db
 from flask_booklore_oidc import signals
@@ -179,7 +179,7 @@ def test_group_admin_is_granted_and_revoked_in_replace_mode(mapped, op):
 
 
 def test_the_last_admin_is_never_demoted_by_a_sync(mapped, op, caplog):
-    add_user(mapped, "alice", is_admin=True)
+    link_identity(mapped, add_user(mapped, "alice", is_admin=True), op.issuer, "sub-alice")
     data = signin_with_groups(mapped, op, ["readers"])
     assert data["is_admin"] is True
     assert data["permissions"] == ["download", "read"]
@@ -187,7 +187,7 @@ def test_the_last_admin_is_never_demoted_by_a_sync(mapped, op, caplog):
 
 
 def test_additive_mode_keeps_what_the_admin_granted_by_hand(mapped, op):
-    add_user(mapped, "alice", permissions=["kobo_sync"])
+    add_user(mapped, "alice", permissions=["kobo_sync"], password=None)
     configure(mapped, group_sync="additive")
     data = signin_with_groups(mapped, op, ["readers"])
     assert data["permissions"] == ["kobo_sync", "read"]

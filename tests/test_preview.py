@@ -10,7 +10,7 @@ import pytest
 from fakeprovider import FakeProvider
 from flask import Flask
 from flask.testing import FlaskClient
-from helpers import SECRET, configure, identity_count, local_path, me, user_count
+from helpers import SECRET, add_user, configure, identity_count, local_path, me, user_count
 from settings_helpers import ADMIN, create_user, page_text, settings_form, sign_in
 from sqlalchemy import func, select
 
@@ -114,10 +114,19 @@ def test_preview_names_the_rule_that_would_decide(app, admin, op, setup, summary
 
 def test_preview_finds_a_local_user_by_username(app, admin, op):
     configure(app, auto_provision=False)
-    create_user(app, "alice", "pw")
+    add_user(app, "alice", password=None)
     text = page_text(preview_saved(admin, op))
     assert "Links the existing account alice (same username) to this identity and signs in." in text
     assert identity_count(app) == 0  # still not linked
+
+
+def test_preview_says_an_account_with_a_password_links_only_with_that_password(app, admin, op):
+    configure(app, auto_provision=False)
+    create_user(app, "alice", "pw")
+    text = page_text(preview_saved(admin, op))
+    assert "Asks for the local password of the existing account alice (same username)" in text
+    assert "Nothing is linked and nobody is signed in until then." in text
+    assert identity_count(app) == 0
 
 
 def test_preview_shows_matching_group_rows_and_the_resulting_access(app, admin, op):

@@ -51,7 +51,7 @@ def test_profile_sync_updates_email_and_display_name(app, client, op, signin):
 
 
 def test_profile_sync_off_leaves_the_profile_alone(app, client, op, signin):
-    add_user(app, "alice", email="old@example.test", display_name="Old Name")
+    add_user(app, "alice", email="old@example.test", display_name="Old Name", password=None)
     configure(app, sync_profile=False)
     signin()
     assert me(client)["email"] == "old@example.test"
@@ -59,7 +59,7 @@ def test_profile_sync_off_leaves_the_profile_alone(app, client, op, signin):
 
 
 def test_profile_sync_skips_an_email_that_belongs_to_another_account(app, client, op, signin):
-    add_user(app, "alice", email="mine@example.test")
+    add_user(app, "alice", email="mine@example.test", password=None)
     add_user(app, "carol", email="alice@example.test")
     signin()
     assert me(client)["email"] == "mine@example.test"
@@ -69,7 +69,7 @@ def test_profile_sync_skips_an_email_that_belongs_to_another_account(app, client
 
 
 def test_links_an_existing_local_user_by_exact_username_and_keeps_their_data(app, client, signin):
-    user_id = add_user(app, "alice", permissions=["read", "upload"])
+    user_id = add_user(app, "alice", permissions=["read", "upload"], password=None)
     configure(app, auto_provision=False)
     received = []
     with signals.account_linked.connected_to(lambda sender, **kw: received.append(kw), app):
@@ -88,7 +88,7 @@ def test_username_linking_is_case_sensitive_by_default(app, client, signin):
 
 
 def test_username_linking_can_ignore_case(app, client, signin):
-    add_user(app, "Alice")
+    add_user(app, "Alice", password=None)
     configure(app, auto_provision=False, username_case_sensitive=False)
     signin()
     assert me(client)["username"] == "Alice"
@@ -116,7 +116,7 @@ def test_user_already_linked_to_another_subject_is_an_account_conflict(app, clie
 
 
 def test_links_by_verified_email_when_on(app, client, signin):
-    user_id = add_user(app, "alice.local", email="ALICE@example.test")
+    user_id = add_user(app, "alice.local", email="ALICE@example.test", password=None)
     configure(app, link_by_email=True, auto_provision=False)
     signin()
     assert me(client)["username"] == "alice.local"

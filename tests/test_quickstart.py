@@ -38,6 +38,7 @@ def quick_start_app(db_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     # The User model needs `db`, which the quick start creates: define it right after `db`.
     before, after = code.split("login_manager = LoginManager(app)", 1)
     monkeypatch.chdir(db_dir)  # the app's root, so its instance/library.sqlite lands there
+    monkeypatch.setenv("SECRET_KEY", "quick-start-secret-key")
     namespace: dict[str, Any] = {"__name__": "quickstart"}
     exec(before + model + "login_manager = LoginManager(app)" + after, namespace)
     app, db = namespace["app"], namespace["db"]
