@@ -18,7 +18,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import checks, rules
+from . import checks, rules, sessions
 from .adapter import UserAdapter
 from .config import FIELDS, FIELDS_BY_NAME, Field, field_named
 from .errors import OIDCError
@@ -70,9 +70,13 @@ def _only_mode_refusal(settings: Settings, adapter: UserAdapter) -> str | None:
 
 def _save(changes: dict[str, Any], *, remove_secret: bool = False) -> set[str]:
     try:
-        return save_settings(changes, remove_secret=remove_secret)
+        changed = save_settings(changes, remove_secret=remove_secret)
     except ValueError as exc:  # a setting locked by the environment or app config
         raise click.ClickException(str(exc)) from None
+    ended = sessions.settings_saved(_adapter().session, _settings(), changed)
+    if ended:
+        click.echo(f"{ended} session{'' if ended == 1 else 's'} signed in through the old client were ended.")
+    return changed
 
 
 def _refuse_locked(settings: Settings, name: str) -> None:
@@ -340,3 +344,15 @@ def unlink(username: str, yes: bool) -> None:
         raise click.ClickException(f"{warning} Run again with --yes to unlink anyway.")
     removed = unlink_identity(adapter, user)
     click.echo(f"Unlinked {removed} identit{'y' if removed == 1 else 'ies'} from {username}.")
+
+
+@cli.command("end-sessions")
+@click.argument("username")
+@_with_request_context
+def end_sessions(username: str) -> None:
+    """Sign USERNAME out everywhere: every session of theirs ends on its next request."""
+    adapter = _adapter()
+    user = _user(username)
+    ended = sessions.end_for_user(adapter.session, adapter.get_id(user))
+    adapter.session.commit()
+    click.echo(f"Ended {ended} session{'' if ended == 1 else 's'} of {username}.")

@@ -60,7 +60,7 @@ def sign_in_with_provider(state: AppState, settings: Settings, completed: Comple
     def also(user: Any) -> None:
         if not adapter.is_active(user):
             raise OIDCError("account_inactive", f"The account {adapter.get_username(user)!r} is not active here.")
-        record[:] = [sessions.add_record(state, adapter.get_id(user), completed)]
+        record[:] = [sessions.add_record(state, settings, adapter.get_id(user), completed)]
 
     # Group rows are read only when group sync or a group mapper hook will use them.
     wants_rows = settings.group_sync != "disabled" or state.hooks.group_mapper is not None
@@ -75,7 +75,7 @@ def sign_in_with_provider(state: AppState, settings: Settings, completed: Comple
     sessions.rotate()
     if not adapter.login_user(resolution.user):
         raise OIDCError("account_inactive", f"The account {adapter.get_username(resolution.user)!r} was refused.")
-    sessions.attach(record[0], backchannel=completed.metadata.backchannel_logout_supported)
+    sessions.attach(record[0])
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     identity = completed.identity
@@ -124,7 +124,11 @@ def check_local_sign_in(state: AppState, settings: Settings, username: str, pass
     return LocalOutcome.SIGNED_IN, user
 
 
-def sign_in_locally(state: AppState, user: Any) -> bool:
-    """Sign ``user`` in after a right password: a fresh session, through the adapter."""
+def sign_in_locally(state: AppState, settings: Settings, user: Any) -> bool:
+    """Sign ``user`` in after a right password: a fresh session, through the adapter, with a
+    login record so the session can be ended (SPEC §8); False when the host refuses."""
     sessions.rotate()
-    return state.adapter.login_user(user)
+    if not state.adapter.login_user(user):
+        return False
+    sessions.start_session(state, settings, user)
+    return True

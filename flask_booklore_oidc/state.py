@@ -48,6 +48,9 @@ class AppState:
     cache: ProviderCache
     hooks: Hooks
     config: Any  # the app's config mapping, for the app-only keys (TTLs)
+    #: ``BOOKLORE_OIDC_SESSION_CHECK_INTERVAL``: seconds between checks of a session's login
+    #: record (0: every request)
+    check_interval: int = 0
     #: ``create_all`` ran in this process (or the schema was found complete)
     schema_ready: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)

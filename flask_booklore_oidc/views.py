@@ -192,7 +192,7 @@ def login_post() -> ResponseReturnValue:
         )
     if outcome == LocalOutcome.INVALID:
         return _login_page(form, status=401, message="Invalid username or password.", local=True)
-    if not sign_in_locally(state, user):
+    if not sign_in_locally(state, settings, user):
         raise OIDCError("account_inactive", "This account may not sign in.")
     return redirect(safe_next(form.next.data, index()))
 

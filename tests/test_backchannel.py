@@ -292,26 +292,34 @@ def test_anonymous_requests_make_no_sql_at_all(app, client):
     assert statements == []
 
 
-def test_local_session_makes_no_extra_sql(app, client):
+CHECK = "SELECT booklore_oidc_login.ended_at, booklore_oidc_login.expires_at FROM booklore_oidc_login WHERE booklore_oidc_login.id = ?"
+
+
+def test_local_session_makes_one_primary_key_query(app, client):
     add_user(app, "carol", password="carol-pw")
     app.config["WTF_CSRF_ENABLED"] = False
     client.post("/login", data={"username": "carol", "password": "carol-pw"})
     with sql_statements(app) as statements:
         assert me(client)["username"] == "carol"
-    assert statements and ours(statements) == []  # the host's user loader, nothing of ours
+    assert [" ".join(s.split()) for s in ours(statements)] == [CHECK]
 
 
-def test_oidc_session_without_backchannel_logout_makes_no_extra_sql(app, client, op, signin):
-    op.metadata_overrides["backchannel_logout_supported"] = None
+@pytest.mark.parametrize("advertised", [True, None])
+def test_oidc_session_makes_one_primary_key_query_whether_or_not_backchannel_is_advertised(
+    app, client, op, signin, advertised
+):
+    op.metadata_overrides["backchannel_logout_supported"] = advertised
     signin()
     with sql_statements(app) as statements:
         assert me(client)["username"] == "alice"
-    assert statements and ours(statements) == []
+    assert [" ".join(s.split()) for s in ours(statements)] == [CHECK]
 
 
-def test_oidc_session_with_backchannel_logout_makes_one_primary_key_query(app, alice):
-    with sql_statements(app) as statements:
-        assert me(alice)["username"] == "alice"
-    assert [" ".join(s.split()) for s in ours(statements)] == [
-        "SELECT booklore_oidc_login.ended_at FROM booklore_oidc_login WHERE booklore_oidc_login.id = ?"
-    ]
+def test_token_from_a_provider_that_does_not_advertise_backchannel_logout_ends_the_session(app, client, op, signin):
+    op.metadata_overrides["backchannel_logout_supported"] = None
+    signin()
+    assert me(client)["username"] == "alice"
+
+    assert deliver(app, logout_token(op)).status_code == 200
+
+    assert client.get("/api/me").status_code == 401
