@@ -41,6 +41,7 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
     ("/login/oidc", "start", views.start, ("GET", "POST")),
     ("/oauth2-callback", "callback", callback, ("GET",)),
     ("/oauth2-backchannel-logout", "backchannel_logout", backchannel.backchannel_logout, ("POST",)),
+    ("/oauth2-frontchannel-logout", "frontchannel_logout", backchannel.frontchannel_logout, ("GET",)),
     ("/settings/oidc", "settings", admin.settings, ("GET", "POST")),
     ("/settings/oidc/test", "test_connection", admin.test_connection, ("POST",)),
     ("/settings/oidc/preview", "preview", preview.preview, ("GET", "POST")),
