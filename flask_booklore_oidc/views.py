@@ -6,6 +6,7 @@ attached in :mod:`.routes`.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 import time
@@ -107,6 +108,8 @@ def _login_page(
             error_info=ERRORS.get(code),  # type: ignore[call-overload]
             message=message,
             logged_out=request.args.get("logged_out") == "1",
+            provider_logged_out=request.args.get("logged_out") == "1"
+            and session.pop(sessions.LOGOUT_STATE_KEY, None) is True,
         ),
         status,
     )
@@ -142,6 +145,8 @@ def login() -> ResponseReturnValue:
     """The login page: the local form and/or the provider's button. In OIDC-only mode it sends
     the reader straight to the provider, except as :func:`_stays_on_login_page` says."""
     settings = current_settings()
+    if "state" in request.args:
+        return _back_from_provider_logout()
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next"), index()))
     form = LoginForm(next=safe_next(request.args.get("next"), ""))
@@ -158,6 +163,24 @@ def login() -> ResponseReturnValue:
             "attempts in a row. Try the button again, or sign in locally if you are an administrator."
         ),
     )
+
+
+def _back_from_provider_logout() -> ResponseReturnValue:
+    """The provider sent the reader back from its end-session endpoint with our ``state``.
+
+    Checked against the one :func:`sign_out` remembered in this browser's session: when it
+    matches, the next page confirms the sign-out at the provider; when not (forged, replayed,
+    another tab's), it does not, and the mismatch is logged. Either way the browser is sent
+    once to the same page without ``state``, so it never stays in the address bar or history.
+    """
+    expected = session.pop(sessions.LOGOUT_STATE_KEY, None)
+    returned = request.args.get("state", "")
+    if isinstance(expected, str) and expected and hmac.compare_digest(expected.encode(), returned.encode()):
+        session[sessions.LOGOUT_STATE_KEY] = True  # shown once by the page redirected to
+    else:
+        log.warning("Back from the provider's sign-out with a state this browser did not send; not confirming it.")
+    args: dict[str, Any] = {key: value for key, value in request.args.items() if key != "state"}
+    return redirect(url_for("booklore_oidc.login", **args))
 
 
 def login_post() -> ResponseReturnValue:
@@ -288,7 +311,8 @@ def logout() -> ResponseReturnValue:
 
     The provider's end-session endpoint gets ``id_token_hint``, ``client_id``,
     ``post_logout_redirect_uri`` (``/login?logged_out=1``, which never redirects to the provider
-    again, even in OIDC-only mode) and ``state``. It is skipped when the reader did not sign in
+    again, even in OIDC-only mode) and ``state`` (remembered in the signed session and checked
+    on return by :func:`_back_from_provider_logout`). It is skipped when the reader did not sign in
     through the provider, provider logout is off, OIDC is off (``FORCE_DISABLE_OIDC`` too), or the
     provider has no end-session endpoint.
     """
@@ -321,10 +345,11 @@ def sign_out() -> str:
             metadata = None
         if metadata is not None and metadata.end_session_endpoint:
             params = [("id_token_hint", ended.id_token)] if ended.id_token else []
+            logout_state = session[sessions.LOGOUT_STATE_KEY] = secrets.token_urlsafe(24)
             params += [
                 ("client_id", settings.client_id),
                 ("post_logout_redirect_uri", external_url(settings, "booklore_oidc.login", logged_out="1")),
-                ("state", secrets.token_urlsafe(24)),
+                ("state", logout_state),
             ]
             target = add_params_to_uri(metadata.end_session_endpoint, params)
             provider_logout = True
