@@ -54,6 +54,12 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
         ("POST",),
     ),
     (
+        "/settings/oidc/identities/<int:identity_id>/end-sessions",
+        "end_identity_sessions",
+        access_admin.end_identity_sessions,
+        ("POST",),
+    ),
+    (
         "/settings/oidc/identities/<int:identity_id>/unlink",
         "unlink_identity",
         access_admin.unlink_identity,

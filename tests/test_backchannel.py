@@ -20,7 +20,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
 from example_app.models import User, db
-from flask_booklore_oidc import BookloreOIDC
+from flask_booklore_oidc import BookloreOIDC, OIDCError
 from flask_booklore_oidc.models import LoginRecord, LogoutTokenJti
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -323,3 +323,33 @@ def test_token_from_a_provider_that_does_not_advertise_backchannel_logout_ends_t
     assert deliver(app, logout_token(op)).status_code == 200
 
     assert client.get("/api/me").status_code == 401
+
+
+# -- what certified providers send -----------------------------------------------------------------
+
+
+def test_a_token_signed_with_another_asymmetric_algorithm_than_the_id_tokens_is_accepted():
+    # LemonLDAP::NG signs logout tokens with its access-token algorithm (RS256) while its ID
+    # tokens are ES256; typ is "JWT" and there is no exp. Any asymmetric key it publishes will do.
+    from joserfc import jwt
+    from joserfc.jwk import ECKey, KeySet
+
+    from flask_booklore_oidc.tokens import validate_logout_token
+
+    ec_key = ECKey.generate_key("P-256", parameters={"kid": "id-tokens", "alg": "ES256"})
+    rsa_key = RSAKey.generate_key(2048, parameters={"kid": "access-tokens", "alg": "RS256"})
+    published = KeySet([ec_key, rsa_key])
+    now = int(time.time())
+    claims = {"iss": "https://auth.example.com", "aud": CLIENT_ID, "iat": now, "jti": "j1", "events": {EVENT: {}}, "sid": "s1"}
+    token = jwt.encode({"alg": "RS256", "typ": "JWT", "kid": "access-tokens"}, claims, rsa_key)
+
+    accepted = validate_logout_token(
+        token, issuer="https://auth.example.com", client_id=CLIENT_ID, keys_for=lambda kid: published, now=now
+    )
+
+    assert accepted["sid"] == "s1"
+    unsigned = token.rsplit(".", 1)[0].replace(token.split(".")[0], "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0") + "."
+    with pytest.raises(OIDCError):
+        validate_logout_token(
+            unsigned, issuer="https://auth.example.com", client_id=CLIENT_ID, keys_for=lambda kid: published, now=now
+        )
