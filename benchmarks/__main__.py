@@ -522,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter memory series (a smoke test)")
     parser.add_argument("--profile", action="store_true", help="profile 300 warm sign-ins of ours with cProfile")
+    parser.add_argument("--host-only", action="store_true", help="only the host routes (about a minute)")
     parser.add_argument(
         "--memory-signins",
         type=int,
@@ -567,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             ("sign-ins, SQLite WAL", lambda: bench_callback(plan, tmp, op, browser, report, storage="wal")),
             ("memory series", lambda: bench_memory(plan, tmp, op, report)),
         ]
+        if args.host_only:
+            phases = phases[:1]
         durations = []
         for label, phase in phases:
             print(f"{label} …", file=sys.stderr, flush=True)

@@ -75,7 +75,8 @@ def _save(changes: dict[str, Any], *, remove_secret: bool = False) -> set[str]:
         raise click.ClickException(str(exc)) from None
     ended = sessions.settings_saved(_adapter().session, _settings(), changed)
     if ended:
-        click.echo(f"{ended} session{'' if ended == 1 else 's'} signed in through the old client were ended.")
+        noun, verb = ("session", "was") if ended == 1 else ("sessions", "were")
+        click.echo(f"{ended} {noun} signed in through the old client {verb} ended.")
     return changed
 
 

@@ -479,3 +479,11 @@ def admin_browser(app: Flask) -> FlaskClient:
     add_user(app, "admin", password="admin-pw", is_admin=True)
     sign_in_locally(browser, "admin", "admin-pw")
     return browser
+
+
+def test_setting_a_new_client_id_from_the_cli_ends_the_sessions_of_the_old_client(app, alice, run):
+    result = run("set", "client_id", "another-client")
+
+    assert result.exit_code == 0, result.output
+    assert "1 session signed in through the old client was ended." in result.output
+    assert me(alice) is None
