@@ -47,7 +47,8 @@ CLIENT_ID = "booklore-bench"
 REDIRECT_URI = "http://localhost/oauth2-callback"
 USERS = 20  # distinct people signing in, round robin
 OURS = "signed in"
-OURS_BC = "signed in, back-channel logout in use"
+OURS_LAZY = "signed in, session check at most every 60 s"
+CHECK_INTERVAL = 60
 TWIN = "without the extension"
 SECRET_KEY = "benchmark-secret-key"
 
@@ -283,21 +284,20 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def bench_host(plan: Plan, tmp: Path, op: LightProvider, browser: Browser, report: Report) -> None:
-    """A signed-in reader on host pages: the app with the extension (signed in through a
-    provider without and with back-channel logout) against its twin without the extension."""
+    """A signed-in reader on host pages: the app with the extension (its login record checked on
+    every request, and at most every 60 s) against its twin without the extension."""
     path = tmp / "host.sqlite"
     ours = create_ours(path, op)
+    # The same app in another process, with BOOKLORE_OIDC_SESSION_CHECK_INTERVAL set.
+    lazy = create_app({**app_config(path), "BOOKLORE_OIDC_SESSION_CHECK_INTERVAL": CHECK_INTERVAL})
     twin = create_twin_app(app_config(path))  # the same database: the same user, books, libraries
     with ours.app_context():
         seed_demo()
     clients: dict[str, FlaskClient] = {}
-    for name, backchannel in ((OURS, False), (OURS_BC, True)):
-        op.backchannel_logout = backchannel
-        forget_provider(ours)
-        browser.sign_in(ours, "sub-0000")
+    for name, app in ((OURS, ours), (OURS_LAZY, lazy)):
+        browser.sign_in(app, "sub-0000")
         assert browser.last_client is not None
         clients[name] = browser.last_client
-    op.backchannel_logout = False
     with ours.app_context():
         user = db.session.scalar(select(User).where(User.username == "reader0000"))
         assert user is not None
@@ -306,7 +306,7 @@ def bench_host(plan: Plan, tmp: Path, op: LightProvider, browser: Browser, repor
         user_id = user.id
     clients[TWIN] = twin.test_client()
     clients[TWIN].get(f"/twin-sign-in/{user_id}")  # login_user, as the host's own login would
-    apps = {name: (twin if name == TWIN else ours) for name in clients}
+    apps = {OURS: ours, OURS_LAZY: lazy, TWIN: twin}
 
     for page in ("/", "/api/me"):
         sql: dict[str, SQLCount] = {}
@@ -330,21 +330,24 @@ def bench_host(plan: Plan, tmp: Path, op: LightProvider, browser: Browser, repor
         rates = interleaved(plan.host_rounds, {name: (lambda c=c: run(c)) for name, c in clients.items()})
         calls = {name: python_calls_per_request(client, page) for name, client in clients.items()}
         sent = sum(outbound(ours).values()) - sum(sent_before.values())
-        for name in (OURS, OURS_BC):
+        for name in (OURS, OURS_LAZY):
             ratio = paired_ratio(rates[name], rates[TWIN])
+            # SPEC §12: >= 0.90 on the library page; /api/me (one query, JSON) is reported.
+            target = page == "/" and name == OURS
             report.add(
                 f"GET {page} {name}: req/s with / without the extension",
                 f"{statistics.median(rates[name]):,.0f} / {statistics.median(rates[TWIN]):,.0f}, ratio {ratio:.3f}",
-                ">= 0.97",
-                ratio >= 0.97,
+                ">= 0.90" if target else "",
+                ratio >= 0.90 if target else None,
             )
-            own = sum("booklore_oidc_" in s for s in sql[name].statements)
+            own = [s for s in sql[name].statements if "booklore_oidc_" in s]
             report.add(
                 f"GET {page} {name}: SQL statements per request with / without",
                 f"{len(sql[name].statements)} / {len(sql[TWIN].statements)}"
-                + (f" ({own} on our tables)" if own else ""),
-                "0 added",
-                sql[name].statements == sql[TWIN].statements,
+                + (f" ({len(own)} on our tables)" if own else ""),
+                "1 primary-key read added" if name == OURS else "0 added",
+                [s for s in sql[name].statements if s not in own] == sql[TWIN].statements
+                and len(own) == (1 if name == OURS else 0),
             )
             report.add(
                 f"GET {page} {name}: Python function calls per request with / without",
@@ -519,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter memory series (a smoke test)")
     parser.add_argument("--profile", action="store_true", help="profile 300 warm sign-ins of ours with cProfile")
+    parser.add_argument("--host-only", action="store_true", help="only the host routes (about a minute)")
     parser.add_argument(
         "--memory-signins",
         type=int,
@@ -564,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             ("sign-ins, SQLite WAL", lambda: bench_callback(plan, tmp, op, browser, report, storage="wal")),
             ("memory series", lambda: bench_memory(plan, tmp, op, report)),
         ]
+        if args.host_only:
+            phases = phases[:1]
         durations = []
         for label, phase in phases:
             print(f"{label} …", file=sys.stderr, flush=True)

@@ -247,6 +247,10 @@ function clientMetadata(c) {
     // put `sid` into ID tokens and logout tokens so the RP can end the right session
     meta.backchannel_logout_session_required ??= true;
   }
+  if (meta.frontchannel_logout_uri) {
+    // our own front-channel logout (see frontChannelUris): `sid` in ID tokens and the iframes
+    meta.frontchannel_logout_session_required ??= true;
+  }
   meta.grant_types ??= ['authorization_code'];
   meta.response_types ??= ['code'];
   return meta;
@@ -469,6 +473,16 @@ function buildProviderConfig(config, keys, cookieKeys) {
   return {
     adapter: DevMemoryAdapter,
     clients: config.clients.map(clientMetadata),
+    // oidc-provider v8 dropped Front-Channel Logout; this server implements it itself
+    // (frontChannelUris, postLogoutSuccessSource), so clients may register its metadata.
+    extraClientMetadata: {
+      properties: ['frontchannel_logout_uri', 'frontchannel_logout_session_required'],
+    },
+    discovery: {
+      claim_types_supported: ['normal'],
+      frontchannel_logout_supported: true,
+      frontchannel_logout_session_supported: true,
+    },
     // oidc-provider's own defaults, set explicitly so it does not print a
     // "default ttl.* function called" notice for each of them.
     ttl: {
@@ -550,7 +564,38 @@ function buildProviderConfig(config, keys, cookieKeys) {
   };
 }
 
+// Front-Channel Logout 1.0, which oidc-provider v8 no longer implements: when the logout page
+// is shown, remember the front-channel URIs (with `iss` and the client's `sid`) of every client
+// in the browser's session; once the logout is confirmed, the success page loads each in an
+// iframe. Keyed by a random value in a short cookie, kept in memory like everything else here.
+const FRONT_CHANNEL = new Map(); // key -> [url, ...]
+const FRONT_CHANNEL_COOKIE = 'devprovider.frontchannel';
+
+async function frontChannelUris(ctx) {
+  const { session } = ctx.oidc;
+  const urls = [];
+  for (const clientId of Object.keys(session?.authorizations || {})) {
+    // eslint-disable-next-line no-await-in-loop
+    const client = await ctx.oidc.provider.Client.find(clientId);
+    const uri = client?.['frontchannel_logout_uri'];
+    if (!uri) continue;
+    const url = new URL(uri);
+    if (client['frontchannel_logout_session_required']) {
+      url.searchParams.set('iss', ctx.oidc.provider.issuer);
+      url.searchParams.set('sid', session.sidFor(clientId));
+    }
+    urls.push(url.href);
+  }
+  return urls;
+}
+
 async function logoutSource(ctx, form) {
+  const frontChannel = await frontChannelUris(ctx);
+  if (frontChannel.length) {
+    const key = crypto.randomBytes(16).toString('hex');
+    FRONT_CHANNEL.set(key, frontChannel);
+    ctx.cookies.set(FRONT_CHANNEL_COOKIE, key, { signed: false, httpOnly: true, sameSite: 'lax' });
+  }
   // `form` is the xsrf form (id="op.logoutForm") provided by oidc-provider.
   // With an id_token_hint the RP is identified, so sign out without asking
   // (one-click demo); otherwise ask for confirmation.
@@ -571,12 +616,32 @@ ${auto ? `<noscript>${buttons}</noscript>` : buttons}
 }
 
 async function postLogoutSuccessSource(ctx) {
+  const key = ctx.cookies.get(FRONT_CHANNEL_COOKIE, { signed: false });
+  const frontChannel = (key && FRONT_CHANNEL.get(key)) || [];
+  if (key) {
+    FRONT_CHANNEL.delete(key);
+    ctx.cookies.set(FRONT_CHANNEL_COOKIE, null, { signed: false });
+  }
+  const frames = frontChannel
+    .map((url) => `<iframe class="frontchannel" src="${esc(url)}" title="Signing out of an application" width="0" height="0" hidden></iframe>`)
+    .join('\n');
   ctx.type = 'html';
-  ctx.body = messagePage('Signed out', 'You have been signed out.');
+  ctx.body = page(`
+<h1>Pocket ID (demo)</h1>
+<p class="sub"><strong>Signed out</strong></p>
+<p class="sub">You have been signed out.</p>
+${frames}
+`);
 }
 
 function createProvider(config, keys, cookieKeys) {
   const provider = new Provider(config.issuer, buildProviderConfig(config, keys, cookieKeys));
+  // oidc-provider puts `sid` into ID tokens only for back-channel clients; front-channel
+  // clients need it just as much (Front-Channel Logout 1.0 §3).
+  const includeSid = provider.Client.prototype.includeSid;
+  provider.Client.prototype.includeSid = function includeSidForFrontChannel() {
+    return includeSid.call(this) || Boolean(this['frontchannel_logout_uri'] && this['frontchannel_logout_session_required']);
+  };
   // Behind nothing: plain http on loopback. Do not trust X-Forwarded-*.
   provider.proxy = false;
 

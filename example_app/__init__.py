@@ -9,7 +9,7 @@ from flask import Flask
 from flask_login import LoginManager
 from sqlalchemy.exc import OperationalError
 
-from flask_booklore_oidc import BookloreOIDC, database_unavailable
+from flask_booklore_oidc import BookloreOIDC, SchemaError, database_unavailable
 
 from .models import PERMISSIONS, Library, User, db
 
@@ -68,7 +68,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     seed.register(app)
     with app.app_context():
         db.create_all()
-        oidc.create_all()
+        try:
+            oidc.create_all()
+        except SchemaError as exc:
+            # The app still starts, so that `flask booklore-oidc db upgrade` can run; until then
+            # the sign-in pages answer 503 and say the same.
+            app.logger.error("%s", exc)
     return app
 
 

@@ -16,6 +16,7 @@ from .errors import ErrorCode, OIDCError
 from .extension import BookloreOIDC
 from .identities import LinkedIdentity
 from .mapping import MappingRow
+from .migrate import SchemaError
 from .provisioning import Rule
 from .settings import Settings
 from .views import render_unavailable as database_unavailable
@@ -32,6 +33,7 @@ __all__ = [
     "OIDCError",
     "Rule",
     "SQLAlchemyUserAdapter",
+    "SchemaError",
     "Settings",
     "UserAdapter",
     "database_unavailable",

@@ -10,7 +10,7 @@ import logging
 
 from flask.typing import ResponseReturnValue
 
-from . import identities
+from . import identities, sessions
 from .forms import ConfirmForm
 from .mapping import MappingRow, delete_mapping, load_rows, save_mapping
 from .pages import admin_only, back_to_settings, group_form, settings_page
@@ -83,3 +83,19 @@ def unlink_identity(identity_id: int) -> ResponseReturnValue:
     identities.unlink_one(adapter, identity_id)
     log.info("Identity %s unlinked from %s.", linked.subject, linked.username or linked.user_id)
     return back_to_settings("linked-identities", identities="unlinked")
+
+
+@admin_only
+def end_identity_sessions(identity_id: int) -> ResponseReturnValue:
+    """End every session of the user behind a linked identity, local ones too: each browser
+    is signed out on its next request."""
+    if not ConfirmForm().validate_on_submit():
+        return back_to_settings("linked-identities", identities="expired")
+    adapter = current_state().adapter
+    linked = identities.get_identity(adapter, identity_id)
+    if linked is None:
+        return back_to_settings("linked-identities", identities="missing")
+    ended = sessions.end_for_user(adapter.session, linked.user_id)
+    adapter.session.commit()
+    log.info("%d session(s) of %s ended by an administrator.", ended, linked.username or linked.user_id)
+    return back_to_settings("linked-identities", identities="ended", ended=ended)

@@ -70,6 +70,9 @@ class UserAdapter(abc.ABC):
     def session(self) -> Session:
         """The SQLAlchemy session the host's users and our tables share."""
 
+    #: the longest username the host can store: a longer provider username is refused
+    max_username_length: int = 255
+
     #: whether the host compares usernames case-sensitively at its own login (local sign-in
     #: here follows the same rule; Calibre-Web, for one, does not)
     usernames_case_sensitive: bool = True
@@ -244,6 +247,13 @@ class SQLAlchemyUserAdapter(UserAdapter):
         # Flask-SQLAlchemy exposes a scoped session as db.session; a plain Session works too.
         session = getattr(self._db, "session", self._db)
         return session  # type: ignore[no-any-return]
+
+    @property
+    def max_username_length(self) -> int:  # type: ignore[override]
+        """The username column's length, when it has one."""
+        column: Any = sa_inspect(self.model).columns.get(self.username_attr)
+        length = getattr(getattr(column, "type", None), "length", None)
+        return int(length) if isinstance(length, int) else 255
 
     def _has(self, attr: str | Callable[[Any], Any]) -> bool:
         """``attr`` is a real mapped column of the model: the only kind we write to."""

@@ -13,7 +13,7 @@ import logging
 from flask import current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from . import checks, rules
+from . import checks, rules, sessions
 from .forms import csrf_failed
 from .pages import FORM_EXPIRED, admin_only, refused_form_page, settings_form, settings_page, submitted, wants_json, who
 from .settings import SOURCE_DB
@@ -52,7 +52,8 @@ def settings() -> ResponseReturnValue:
         return settings_page(status=409, alert=str(exc))
     # Names only: values may be secret, and the audit question is who changed what, when.
     log.info("OIDC settings saved by %s: %s.", who(), ", ".join(sorted(changed)) or "nothing changed")
-    return redirect(url_for("booklore_oidc.settings", saved="1" if changed else "0"))
+    ended = sessions.settings_saved(state.adapter.session, current_settings(), changed)
+    return redirect(url_for("booklore_oidc.settings", saved="1" if changed else "0", ended=ended or None))
 
 
 @admin_only

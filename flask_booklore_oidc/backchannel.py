@@ -1,18 +1,17 @@
-"""Back-channel logout (OpenID Connect Back-Channel Logout 1.0, SPEC §8).
+"""Logout started at the provider (SPEC §8): back-channel (OpenID Connect Back-Channel Logout
+1.0) and front-channel (OpenID Connect Front-Channel Logout 1.0).
 
-The provider POSTs a signed logout token to ``/oauth2-backchannel-logout``. We validate it
-(:func:`~.tokens.validate_logout_token`), refuse a replayed ``jti``, and mark the matching login
-records ended. A browser whose session points at an ended record is signed out on its next
-request by :func:`~.sessions.check_request`, an app-wide ``before_request`` hook.
+Back-channel: the provider POSTs a signed logout token to ``/oauth2-backchannel-logout``. We
+validate it (:func:`~.tokens.validate_logout_token`), refuse a replayed ``jti``, and mark the
+matching login records ended, whether or not the provider advertised
+``backchannel_logout_supported`` (a 200 tells it the sessions will end, §2.8).
 
-When is back-channel logout *in use* for a session? When the provider advertised
-``backchannel_logout_supported: true`` in its discovery document at the moment that session
-signed in: the callback then puts a flag in the session (``_booklore_oidc_backchannel``). The
-decision thus travels with the request itself: no I/O and no per-process state on the request
-path, the same answer in every process, and no cost at all for anonymous visitors, local
-sign-ins, or sessions from a provider without back-channel logout. Such a session costs one
-primary-key query per request (``SELECT ended_at FROM booklore_oidc_login WHERE id = ?``).
-A provider that starts advertising support covers sessions from their next sign-in.
+Front-channel: the provider's logout page loads ``/oauth2-frontchannel-logout?iss=…&sid=…`` in
+an iframe. Browsers no longer send cookies into third-party iframes, so the session is found
+server-side by ``sid``, like a logout token's; ``iss`` must be the provider's exact issuer.
+
+Either way a browser whose session points at an ended record is signed out on its next request
+by :func:`~.sessions.check_request`, an app-wide ``before_request`` hook.
 """
 
 from __future__ import annotations
@@ -21,12 +20,14 @@ import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify, render_template, request
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from . import sessions
+from .discovery import ProviderMetadata
 from .errors import OIDCError
 from .models import LogoutTokenJti, utcnow
 from .state import current_settings, current_state
@@ -85,3 +86,60 @@ def backchannel_logout() -> Any:
     db.commit()
     log.info("Back-channel logout: %d session(s) ended.", ended)
     return _answer(200)
+
+
+#: a ``sid`` longer than the column holding it cannot name one of our sessions
+MAX_SID_LENGTH = 255
+
+
+def _origin(url: str | None) -> str | None:
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _frontchannel_page(message: str, status: int, metadata: ProviderMetadata | None) -> tuple[Response, int]:
+    """The small page the provider's logout iframe shows. Only this route may be framed, and
+    only by the provider: ``frame-ancestors`` names the origins of its issuer and end-session
+    endpoint (where its logout page with the iframes is served). Front-Channel Logout 1.0
+    leaves the framing policy to us; a list of the provider's origins is the narrowest that
+    lets its page load ours (``'none'`` while the provider is unknown)."""
+    response = current_app.make_response(
+        (render_template("booklore_oidc/frontchannel.html", message=message, status=status), status)
+    )
+    origins = sorted(
+        {o for o in (_origin(metadata.issuer), _origin(metadata.end_session_endpoint)) if o} if metadata else set()
+    )
+    response.headers["Content-Security-Policy"] = "frame-ancestors " + (" ".join(origins) or "'none'")
+    response.headers["Cache-Control"] = "no-store"
+    return response, status
+
+
+def frontchannel_logout() -> Any:
+    """Front-channel logout (``GET ?iss=…&sid=…``): end the sessions of that provider session.
+
+    400 with nothing ended when ``iss`` or ``sid`` is missing or ``iss`` is not the provider's
+    exact issuer; 200 when they are right, also when no session matched (it may have ended
+    already)."""
+    settings = current_settings()
+    if not settings.oidc_active:
+        return _frontchannel_page("Single sign-on is not enabled on this app.", 404, None)
+    iss, sid = request.args.get("iss", ""), request.args.get("sid", "")
+    if not iss or not sid or len(sid) > MAX_SID_LENGTH:
+        log.warning("Refused a front-channel logout without iss and sid.")
+        return _frontchannel_page("This logout request must name the provider (iss) and the session (sid).", 400, None)
+    state = current_state()
+    try:
+        metadata = state.cache.metadata(settings)
+    except OIDCError as exc:
+        log.warning("Cannot check a front-channel logout: %s", exc)
+        return _frontchannel_page("The provider cannot be reached to check this logout request.", 502, None)
+    if iss != metadata.issuer:
+        log.warning("Refused a front-channel logout for another issuer.")
+        return _frontchannel_page("This logout request is for another provider.", 400, metadata)
+    db = state.adapter.session
+    ended = sessions.end_matching(db, metadata.issuer, sid=sid, subject=None)
+    db.commit()
+    log.info("Front-channel logout: %d session(s) ended.", ended)
+    return _frontchannel_page("You are signed out of this app.", 200, metadata)

@@ -79,6 +79,7 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("authorize", "Client ID and Redirect URI accepted"),
     ("end_session", "Sign-out at the provider (end-session endpoint)"),
     ("backchannel", "Back-channel logout"),
+    ("frontchannel", "Front-channel logout"),
     ("clock", "Clock drift"),
 )
 LABELS = dict(CHECKS)
@@ -666,9 +667,42 @@ class _Run:
             self.result(
                 "backchannel",
                 Status.WARN,
-                "The provider does not advertise back-channel logout: signing out at the provider will not end "
-                "sessions here (they end when they expire or the reader signs out here).",
+                "The provider does not advertise back-channel logout. Logout tokens it sends anyway are accepted, "
+                "but it may send none: then signing out at the provider ends sessions here only through "
+                "front-channel logout (below), or when they expire or the reader signs out here.",
             )
+
+    def frontchannel(self) -> None:
+        assert self.document is not None
+        document = self.document
+        supported = document.get("frontchannel_logout_supported") is True
+        with_sid = document.get("frontchannel_logout_session_supported") is True
+        backchannel = document.get("backchannel_logout_supported") is True
+        if supported and with_sid:
+            status = Status.PASS
+            message = (
+                "The provider supports front-channel logout with session ids: register the Front-channel Logout "
+                "URI from the reference panel there, and ask for the session id (sid) if it is an option."
+            )
+        elif supported:
+            status = Status.WARN
+            message = (
+                "The provider supports front-channel logout but does not say it sends the session id (sid) with "
+                "it; without one this app cannot tell which sessions to end, and ignores the request."
+            )
+        elif backchannel:
+            status = Status.PASS
+            message = "The provider does not advertise front-channel logout; back-channel logout (above) does its job."
+        else:
+            status = Status.WARN
+            message = "The provider does not advertise front-channel logout either."
+        if not with_sid and document.get("backchannel_logout_session_supported") is not True:
+            status = Status.WARN
+            message += (
+                " It does not say its ID tokens carry a session id (sid), so a logout started at the provider "
+                "cannot reach sessions here by sid; only a back-channel logout token naming the user (sub) can."
+            )
+        self.result("frontchannel", status, message)
 
     def clock_drift(self) -> None:
         if not self.date_header:
@@ -711,6 +745,7 @@ class _Run:
             ("authorize", self.authorize, lambda: self.metadata is not None),
             ("end_session", self.end_session, lambda: self.metadata is not None),
             ("backchannel", self.backchannel, lambda: self.document is not None),
+            ("frontchannel", self.frontchannel, lambda: self.document is not None),
             ("clock", self.clock_drift, lambda: self.document is not None),
         ]
         for key, check, possible in steps:

@@ -19,7 +19,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine
 
-from . import checks, rules
+from . import checks, rules, sessions
 from .adapter import UserAdapter
 from .config import FIELDS, FIELDS_BY_NAME, Field, field_named
 from .errors import OIDCError
@@ -39,6 +39,8 @@ cli = AppGroup(
     "booklore-oidc",
     help="OpenID Connect sign-in: settings, Test Connection, linked identities.",
 )
+
+
 # `flask booklore-oidc db upgrade` / `db current`: schema migrations of our tables (SPEC §14)
 def _engine() -> Engine:
     bind = current_state().adapter.session.get_bind()
@@ -79,9 +81,14 @@ def _only_mode_refusal(settings: Settings, adapter: UserAdapter) -> str | None:
 
 def _save(changes: dict[str, Any], *, remove_secret: bool = False) -> set[str]:
     try:
-        return save_settings(changes, remove_secret=remove_secret)
+        changed = save_settings(changes, remove_secret=remove_secret)
     except ValueError as exc:  # a setting locked by the environment or app config
         raise click.ClickException(str(exc)) from None
+    ended = sessions.settings_saved(_adapter().session, _settings(), changed)
+    if ended:
+        noun, verb = ("session", "was") if ended == 1 else ("sessions", "were")
+        click.echo(f"{ended} {noun} signed in through the old client {verb} ended.")
+    return changed
 
 
 def _refuse_locked(settings: Settings, name: str) -> None:
@@ -351,3 +358,15 @@ def unlink(username: str, yes: bool) -> None:
         raise click.ClickException(f"{warning} Run again with --yes to unlink anyway.")
     removed = unlink_identity(adapter, user)
     click.echo(f"Unlinked {removed} identit{'y' if removed == 1 else 'ies'} from {username}.")
+
+
+@cli.command("end-sessions")
+@click.argument("username")
+@_with_request_context
+def end_sessions(username: str) -> None:
+    """Sign USERNAME out everywhere: every session of theirs ends on its next request."""
+    adapter = _adapter()
+    user = _user(username)
+    ended = sessions.end_for_user(adapter.session, adapter.get_id(user))
+    adapter.session.commit()
+    click.echo(f"Ended {ended} session{'' if ended == 1 else 's'} of {username}.")

@@ -32,8 +32,9 @@ SESSION_KEYS = (
     "_booklore_oidc_login",  # id of the server-side login record (no tokens in the cookie)
     "_booklore_oidc_redirects",  # automatic redirects in a row, for the loop breaker
     "_booklore_oidc_last_error",  # code of the last error page shown, for the loop breaker
-    "_booklore_oidc_backchannel",  # the provider may end this sign-in by back-channel logout
     "_booklore_oidc_link",  # id of a pending link waiting for the account's password (SPEC §6)
+    "_booklore_oidc_checked",  # when the login record was last checked (session_check_interval)
+    "_booklore_oidc_logout_state",  # the state sent to the end-session endpoint, until it returns
 )
 
 Kind = Literal["bool", "str", "int", "float", "list", "choice", "secret"]
@@ -304,7 +305,7 @@ FIELDS: tuple[Field, ...] = (
         "str",
         "",
         "Client ID",
-        "The Client ID the provider generated for this app.",
+        "The Client ID the provider generated for this app. Changing it signs out everyone signed in through the old client.",
         "provider",
         max_length=255,
         check=_client_id,
@@ -326,7 +327,8 @@ FIELDS: tuple[Field, ...] = (
         "str",
         "",
         "Issuer URI",
-        "The provider's base URL, e.g. https://pocket-id.example.com.",
+        "The provider's base URL, e.g. https://pocket-id.example.com. Changing it signs out everyone signed in "
+        "through the old provider.",
         "provider",
         max_length=500,
         check=_issuer,
@@ -510,6 +512,16 @@ FIELDS: tuple[Field, ...] = (
         maximum=600,
     ),
     Field(
+        "max_session_age",
+        "int",
+        0,
+        "Maximum session age (hours)",
+        "Readers sign in again after this long, however active they are. 0: no limit.",
+        "advanced",
+        minimum=0,
+        maximum=8760,
+    ),
+    Field(
         "provider_logout",
         "bool",
         True,
@@ -527,6 +539,10 @@ APP_ONLY_DEFAULTS: dict[str, Any] = {
     PREFIX + "JWKS_MIN_REFETCH": 30,  # at most one unknown-kid refetch per this many seconds
     PREFIX + "TRANSACTION_TTL": 600,  # a started sign-in must finish within 10 minutes
     PREFIX + "LOGIN_RECORD_TTL": 31 * 24 * 3600,  # server-side login records are purged after
+    # Check a signed-in session's login record at most every N seconds (0: on every request).
+    # App-only, not stored: it is read on every host request, where reading the stored settings
+    # would cost the very query it exists to save.
+    PREFIX + "SESSION_CHECK_INTERVAL": 0,
 }
 
 

@@ -68,7 +68,10 @@ class BookloreOIDC:
     read-only on the settings page; a value the settings page would refuse is refused here,
     with the same message), ``BOOKLORE_OIDC_CLIENT_SECRET_FILE``, and
     ``BOOKLORE_OIDC_DISCOVERY_TTL`` (3600), ``BOOKLORE_OIDC_JWKS_MIN_REFETCH`` (30),
-    ``BOOKLORE_OIDC_TRANSACTION_TTL`` (600), ``BOOKLORE_OIDC_LOGIN_RECORD_TTL`` (31 days).
+    ``BOOKLORE_OIDC_TRANSACTION_TTL`` (600), ``BOOKLORE_OIDC_LOGIN_RECORD_TTL`` (31 days),
+    ``BOOKLORE_OIDC_SESSION_CHECK_INTERVAL`` (0: a signed-in session's login record is checked
+    on every request; N: at most every N seconds per session, so an ended session may live on
+    for up to N seconds in a browser that still has its cookie, for no query in between).
     """
 
     #: the extension's tables, for ``create_all`` or an Alembic ``target_metadata`` list
@@ -131,6 +134,7 @@ class BookloreOIDC:
             if app.config.get(key) is None:
                 app.config[key] = "Lax"
         check_external(app.config)
+        check_interval = _check_interval(app.config[PREFIX + "SESSION_CHECK_INTERVAL"])
         box = SecretBox(app.config.get("SECRET_KEY") or "")
         transport = Transport()
         self._states[app] = AppState(
@@ -147,6 +151,7 @@ class BookloreOIDC:
             config=app.config,
             renderer=opts["render_template"],
             login_pages=login_pages,
+            check_interval=check_interval,
         )
         app.extensions["booklore_oidc"] = self
         if adapter.user_class is not None:
@@ -155,8 +160,8 @@ class BookloreOIDC:
         app.register_blueprint(routes.create_blueprint(login_pages=login_pages), url_prefix=opts["url_prefix"])
         app.add_template_global(routes.button, "booklore_oidc_button")
         user_logged_out.connect(_host_logged_out, app)
-        # Sessions ended by the provider are signed out on their next request; free for
-        # anonymous requests and sessions that did not sign in through the provider.
+        # Sessions whose login record was ended are signed out on their next request; free for
+        # anonymous requests, one primary-key read for signed-in ones.
         app.before_request(_before_request)
         routes.exempt_from_csrf(app)
         app.cli.add_command(cli)
@@ -200,7 +205,9 @@ class BookloreOIDC:
     def save_settings(self, changes: dict[str, Any], *, remove_secret: bool = False) -> set[str]:
         """Store settings (by lower-case name), validated as the settings page validates them;
         sends ``settings_changed`` and returns the names whose stored value changed."""
-        return save_settings(changes, remove_secret=remove_secret)
+        changed = save_settings(changes, remove_secret=remove_secret)
+        sessions.settings_saved(current_state().adapter.session, current_settings(), changed)
+        return changed
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -331,8 +338,21 @@ class BookloreOIDC:
         identities.forget_user(db, str(user_id))
         db.commit()
 
+    def start_session(self, user: Any) -> str:
+        """Give the session of ``user`` a login record, from the host's own login view (after
+        its ``login_user``), so that sign-out, :meth:`end_sessions`, the settings page and a
+        Maximum session age can end it like the sessions our login page starts (SPEC §8)::
+
+            if login_user(user):
+                oidc.start_session(user)
+
+        Commits; returns the record's id. A session the host signs in without this call has
+        no record and is left alone by the per-request check."""
+        return sessions.start_session(current_state(), current_settings(), user)
+
     def end_sessions(self, user: Any) -> int:
-        """Sign ``user`` out everywhere (every login record ends); returns how many ended."""
+        """Sign ``user`` out everywhere (every login record ends; each browser is signed out on
+        its next request); returns how many ended. Commits."""
         state = current_state()
         ended = sessions.end_for_user(state.adapter.session, state.adapter.get_id(user))
         state.adapter.session.commit()
@@ -358,6 +378,16 @@ def _refuse_collisions(app: Flask, *, login_pages: bool, url_prefix: str | None)
 
 def _host_logged_out(sender: Flask, **extra: Any) -> None:
     routes.host_logged_out(sender, **extra)
+
+
+def _check_interval(raw: Any) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = -1
+    if not 0 <= value <= 86_400:
+        raise ValueError(f"{PREFIX}SESSION_CHECK_INTERVAL must be a whole number of seconds from 0 to 86400.")
+    return value
 
 
 def _before_request() -> None:

@@ -109,7 +109,7 @@ def unlink(adapter: UserAdapter, user: Any) -> int:
     session = adapter.session
     user_id = adapter.get_id(user)
     removed = session.execute(delete(Identity).where(Identity.user_id == user_id)).rowcount  # type: ignore[attr-defined]
-    sessions.forget_user(session, user_id)
+    sessions.forget_user(session, user_id, provider_only=True)
     session.commit()
     return int(removed or 0)
 

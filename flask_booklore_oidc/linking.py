@@ -49,7 +49,6 @@ def store(
     identity: Identity,
     sid: str | None,
     sealed_id_token: str | None,
-    backchannel: bool,
     next_url: str,
     purge_expired: bool = True,
 ) -> str:
@@ -78,7 +77,6 @@ def store(
             groups=_bounded(groups, MAX_GROUPS),
             sid=_bounded(sid),
             id_token=_bounded(sealed_id_token, MAX_ID_TOKEN),
-            backchannel=backchannel,
             next_url=next_url if len(next_url) <= 2000 else "",
             attempts=0,
             created_at=now,

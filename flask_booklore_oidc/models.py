@@ -97,17 +97,26 @@ class Transaction(Base):
 
 
 class LoginRecord(Base):
-    """What we remember server-side about an OIDC sign-in: the cookie holds only ``id``."""
+    """The server-side record of one signed-in session, local or through the provider: the
+    cookie holds only ``id``; every signed-in request checks ``ended_at`` and ``expires_at``.
+
+    ``issuer``, ``subject`` and ``client_id`` are ``NULL`` for a local sign-in (a password, or
+    the host's own login view through :meth:`~.extension.BookloreOIDC.start_session`).
+    """
 
     __tablename__ = "booklore_oidc_login"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
-    issuer: Mapped[str] = mapped_column(String(500), nullable=False)
-    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    issuer: Mapped[str | None] = mapped_column(String(500))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    #: the Client ID the provider sign-in was made with, so changing it ends these sessions
+    client_id: Mapped[str | None] = mapped_column(String(255))
     sid: Mapped[str | None] = mapped_column(String(255), index=True)
     id_token: Mapped[str | None] = mapped_column(Text)  # encrypted, for the logout hint
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
+    #: when the Maximum session age ends it (``NULL``: no limit)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
@@ -167,7 +176,6 @@ class PendingLink(Base):
     groups: Mapped[str | None] = mapped_column(Text)
     sid: Mapped[str | None] = mapped_column(String(255))
     id_token: Mapped[str | None] = mapped_column(Text)  # encrypted, for the logout hint
-    backchannel: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     next_url: Mapped[str] = mapped_column(String(2000), nullable=False, default="")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)

@@ -28,8 +28,10 @@ from disarm import skeleton_key
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
-def username_problem(name: str) -> str | None:
+def username_problem(name: str, max_length: int = 255) -> str | None:
     """What makes ``name`` unusable as a username, in words, or ``None`` when it is usable."""
+    if len(name) > max_length:
+        return f"is longer than the {max_length} characters a username may have here"
     if name != name.strip():
         return "starts or ends with whitespace"
     for ch in name:

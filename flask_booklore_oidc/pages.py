@@ -129,6 +129,12 @@ def reference_values(settings: Settings) -> list[ReferenceValue]:
             external_url(settings, "booklore_oidc.backchannel_logout"),
             "The provider calls it to end sessions here when a reader signs out there.",
         ),
+        ReferenceValue(
+            "frontchannel_logout_uri",
+            "Front-channel Logout URI",
+            external_url(settings, "booklore_oidc.frontchannel_logout"),
+            "The provider's logout page loads it to end sessions here; switch on its session id (sid) option.",
+        ),
         ReferenceValue("scopes", "Scopes", scopes, scopes_help),
         ReferenceValue("pkce", "PKCE", "S256", "Always used; never plain."),
         ReferenceValue("grant_type", "Grant type", "Authorization Code", "response_type=code."),

@@ -150,7 +150,7 @@ class Resolver:
             )
 
         if identity.username is not None:
-            problem = username_problem(identity.username)
+            problem = username_problem(identity.username, adapter.max_username_length)
             if problem is not None:
                 return Decision(
                     Rule.INVALID_USERNAME,

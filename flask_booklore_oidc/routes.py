@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from . import access_admin, admin, backchannel, preview, views
 from .errors import OIDCError
+from .migrate import SchemaError
 
 _here = Path(__file__).parent
 # In a wheel the templates sit inside the package; in a checkout, at the top level.
@@ -44,6 +45,7 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
     ("/login/link", "link_account", views.link_account, ("GET", "POST")),
     ("/oauth2-callback", "callback", callback, ("GET",)),
     ("/oauth2-backchannel-logout", "backchannel_logout", backchannel.backchannel_logout, ("POST",)),
+    ("/oauth2-frontchannel-logout", "frontchannel_logout", backchannel.frontchannel_logout, ("GET",)),
     ("/settings/oidc", "settings", admin.settings, ("GET", "POST")),
     ("/settings/oidc/test", "test_connection", admin.test_connection, ("POST",)),
     ("/settings/oidc/preview", "preview", preview.preview, ("GET", "POST")),
@@ -53,6 +55,12 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any], tuple[str, ...]], ...] = (
         "/settings/oidc/groups/<int:row_id>/delete",
         "delete_group_mapping",
         access_admin.delete_group_mapping,
+        ("POST",),
+    ),
+    (
+        "/settings/oidc/identities/<int:identity_id>/end-sessions",
+        "end_identity_sessions",
+        access_admin.end_identity_sessions,
         ("POST",),
     ),
     (
@@ -97,6 +105,7 @@ def create_blueprint(*, login_pages: bool = True) -> Blueprint:
         blueprint.add_url_rule(rule, endpoint, view, methods=list(methods))
     blueprint.register_error_handler(OIDCError, views.render_error)
     blueprint.register_error_handler(OperationalError, views.render_unavailable)
+    blueprint.register_error_handler(SchemaError, views.render_unavailable)
     blueprint.context_processor(views.template_context)
     blueprint.after_request(views.protect_response)
     return blueprint

@@ -69,6 +69,7 @@ class Settings:
     http_timeout: float = _default("http_timeout")
     ca_bundle: str = _default("ca_bundle")
     clock_skew: int = _default("clock_skew")
+    max_session_age: int = _default("max_session_age")
     provider_logout: bool = _default("provider_logout")
 
     #: where each value came from: "environment", "configuration", "database" or "default"

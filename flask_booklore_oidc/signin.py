@@ -71,7 +71,6 @@ class ProviderLogin:
     sid: str | None
     #: the ID token, for the provider's logout hint (``None``: sign out without a hint)
     id_token: str | None = field(repr=False)
-    backchannel: bool
     next_url: str
 
     @classmethod
@@ -80,7 +79,6 @@ class ProviderLogin:
             completed.identity,
             completed.sid,
             completed.id_token,
-            completed.metadata.backchannel_logout_supported,
             completed.next_url,
         )
 
@@ -107,6 +105,7 @@ def sign_in_with_provider(
         record[:] = [
             sessions.add_record(
                 state,
+                settings,
                 adapter.get_id(user),
                 issuer=identity.issuer,
                 subject=identity.subject,
@@ -133,7 +132,7 @@ def sign_in_with_provider(
     sessions.rotate()
     if not adapter.login_user(resolution.user):
         raise OIDCError("account_inactive", f"The account {adapter.get_username(resolution.user)!r} was refused.")
-    sessions.attach(record[0], backchannel=login.backchannel)
+    sessions.attach(record[0])
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if resolution.rule == Rule.PROVISIONED:
@@ -157,7 +156,6 @@ def _store_pending_link(state: AppState, login: ProviderLogin, user: Any, link_b
         identity=login.identity,
         sid=login.sid,
         sealed_id_token=state.box.seal(login.id_token) if login.id_token else None,
-        backchannel=login.backchannel,
         next_url=login.next_url,
         purge_expired=state.purge_due("pending_links"),
     )
@@ -257,7 +255,7 @@ def finish_link(state: AppState, settings: Settings, password: str, address: str
             id_token = state.box.open(row.id_token)
         except InvalidToken:  # SECRET_KEY changed meanwhile: sign out without the hint
             id_token = None
-    login = ProviderLogin(linking.identity_of(row), row.sid, id_token, row.backchannel, row.next_url)
+    login = ProviderLogin(linking.identity_of(row), row.sid, id_token, row.next_url)
     proven = row.user_id
     if not linking.take(db, row):
         return Proof(ProofOutcome.GONE)
@@ -323,7 +321,11 @@ def check_local_sign_in(
     return LocalSignIn(LocalOutcome.INVALID)
 
 
-def sign_in_locally(state: AppState, user: Any) -> bool:
-    """Sign ``user`` in after a right password: a fresh session, through the adapter."""
+def sign_in_locally(state: AppState, settings: Settings, user: Any) -> bool:
+    """Sign ``user`` in after a right password: a fresh session, through the adapter, with a
+    login record so the session can be ended (SPEC §8); False when the host refuses."""
     sessions.rotate()
-    return state.adapter.login_user(user)
+    if not state.adapter.login_user(user):
+        return False
+    sessions.start_session(state, settings, user)
+    return True

@@ -57,6 +57,9 @@ class AppState:
     login_pages: bool = True
     #: in host-login mode, the host's login view (set by ``oidc.guard_login_view``)
     host_login_endpoint: str | None = None
+    #: ``BOOKLORE_OIDC_SESSION_CHECK_INTERVAL``: seconds between checks of a session's login
+    #: record (0: every request)
+    check_interval: int = 0
     #: ``create_all`` ran in this process (or the schema was found complete)
     schema_ready: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)

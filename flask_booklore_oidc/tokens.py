@@ -84,11 +84,19 @@ def _check_types(claims: dict[str, Any], what: str) -> None:
     for name in ("iss", "sub", "jti", "sid", "nonce"):
         if name in claims and not isinstance(claims[name], str):
             raise _fail(f"The {what}'s {name} claim is not a string.")
+    # OpenID Connect Core §2: a sub is at most 255 ASCII characters; a sid we keep is no longer.
+    for name in ("sub", "sid"):
+        if len(claims.get(name) or "") > MAX_IDENTIFIER:
+            raise _fail(f"The {what}'s {name} claim is longer than {MAX_IDENTIFIER} characters.")
     aud = claims.get("aud")
     if aud is not None and not (
         isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))
     ):
         raise _fail(f"The {what}'s aud claim is neither a string nor a list of strings.")
+
+
+#: the longest ``sub`` (OpenID Connect Core §2) or ``sid`` accepted
+MAX_IDENTIFIER = 255
 
 
 def _pick_key(header: dict[str, Any], keys: KeySet, what: str) -> list[Key]:

@@ -6,6 +6,7 @@ attached in :mod:`.routes`.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from . import gate, sessions, signals
 from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
 from .forms import LinkForm, LoginForm, LogoutForm, csrf_failed
+from .migrate import SchemaError
 from .settings import Settings
 from .signin import (
     LocalOutcome,
@@ -61,10 +63,14 @@ def template_context() -> dict[str, Any]:
     return {"booklore_oidc_settings": settings, "provider_name": settings.provider_name}
 
 
-def render_unavailable(error: OperationalError) -> ResponseReturnValue:
-    """The database cannot be reached (a restart, a network blip): a 503 that says so, and a
-    session left clean for the next request, which the pool's pre-ping reconnects (SPEC §14)."""
-    log.error("The database cannot be reached: %s", type(error.orig).__name__ if error.orig else error)
+def render_unavailable(error: OperationalError | SchemaError) -> ResponseReturnValue:
+    """The database cannot be reached (a restart, a network blip) or holds an older schema of
+    our tables: a 503 that says so, and a session left clean for the next request, which the
+    pool's pre-ping reconnects (SPEC §14). The log says what to do."""
+    if isinstance(error, SchemaError):
+        log.error("%s", error)
+    else:
+        log.error("The database cannot be reached: %s", type(error.orig).__name__ if error.orig else error)
     with suppress(SQLAlchemyError):
         current_state().adapter.session.rollback()
     # Rendered without the context processors: the host's (Flask-Login's current_user) would
@@ -158,6 +164,8 @@ def _login_page(
             error_info=ERRORS.get(code),  # type: ignore[call-overload]
             message=message,
             logged_out=request.args.get("logged_out") == "1",
+            provider_logged_out=request.args.get("logged_out") == "1"
+            and session.pop(sessions.LOGOUT_STATE_KEY, None) is True,
         ),
         status,
     )
@@ -167,6 +175,8 @@ def login() -> ResponseReturnValue:
     """The login page: the local form and/or the provider's button. In OIDC-only mode it sends
     the reader straight to the provider, except as :func:`.gate.stays_on_login_page` says."""
     settings = current_settings()
+    if "state" in request.args:
+        return _back_from_provider_logout()
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next"), index()))
     form = LoginForm(next=safe_next(request.args.get("next"), ""))
@@ -176,6 +186,24 @@ def login() -> ResponseReturnValue:
     if gate.loop_broken(settings, request.args):
         return _login_page(form, error_code=session.get(sessions.LAST_ERROR_KEY), message=gate.loop_message(settings))
     return _login_page(form)
+
+
+def _back_from_provider_logout() -> ResponseReturnValue:
+    """The provider sent the reader back from its end-session endpoint with our ``state``.
+
+    Checked against the one :func:`sign_out` remembered in this browser's session: when it
+    matches, the next page confirms the sign-out at the provider; when not (forged, replayed,
+    another tab's), it does not, and the mismatch is logged. Either way the browser is sent
+    once to the same page without ``state``, so it never stays in the address bar or history.
+    """
+    expected = session.pop(sessions.LOGOUT_STATE_KEY, None)
+    returned = request.args.get("state", "")
+    if isinstance(expected, str) and expected and hmac.compare_digest(expected.encode(), returned.encode()):
+        session[sessions.LOGOUT_STATE_KEY] = True  # shown once by the page redirected to
+    else:
+        log.warning("Back from the provider's sign-out with a state this browser did not send; not confirming it.")
+    args: dict[str, Any] = {key: value for key, value in request.args.items() if key != "state"}
+    return redirect(url_for("booklore_oidc.login", **args))
 
 
 def login_post() -> ResponseReturnValue:
@@ -216,7 +244,7 @@ def login_post() -> ResponseReturnValue:
         )
     if outcome == LocalOutcome.INVALID:
         return _login_page(form, status=401, message="Invalid username or password.", local=True)
-    if not sign_in_locally(state, user):
+    if not sign_in_locally(state, settings, user):
         raise OIDCError("account_inactive", "This account may not sign in.")
     return redirect(safe_next(form.next.data, index()))
 
@@ -387,7 +415,8 @@ def logout() -> ResponseReturnValue:
 
     The provider's end-session endpoint gets ``id_token_hint``, ``client_id``,
     ``post_logout_redirect_uri`` (``/login?logged_out=1``, which never redirects to the provider
-    again, even in OIDC-only mode) and ``state``. It is skipped when the reader did not sign in
+    again, even in OIDC-only mode) and ``state`` (remembered in the signed session and checked
+    on return by :func:`_back_from_provider_logout`). It is skipped when the reader did not sign in
     through the provider, provider logout is off, OIDC is off (``FORCE_DISABLE_OIDC`` too), or the
     provider has no end-session endpoint.
     """
@@ -421,10 +450,11 @@ def sign_out() -> str:
             metadata = None
         if metadata is not None and metadata.end_session_endpoint:
             params = [("id_token_hint", ended.id_token)] if ended.id_token else []
+            logout_state = session[sessions.LOGOUT_STATE_KEY] = secrets.token_urlsafe(24)
             params += [
                 ("client_id", settings.client_id),
                 ("post_logout_redirect_uri", external_url(settings, login_endpoint(), logged_out="1")),
-                ("state", secrets.token_urlsafe(24)),
+                ("state", logout_state),
             ]
             target = add_params_to_uri(metadata.end_session_endpoint, params)
             provider_logout = True

@@ -215,3 +215,9 @@ def sent() -> Iterator[Callable[[Signal], list[dict[str, Any]]]]:
     yield capture
     for signal, receiver in connected:
         signal.disconnect(receiver)
+
+
+@pytest.fixture
+def no_csrf(app: Flask) -> None:
+    """Forms posted without their CSRF token (the token is tested in test_security.py)."""
+    app.config["WTF_CSRF_ENABLED"] = False

@@ -85,14 +85,15 @@ def demo_users() -> list[dict[str, Any]]:
 @pytest.fixture
 def dev_provider(live_app: LiveApp) -> Callable[..., DevProvider]:
     """Starts the development provider for ``live_app``: ``dev_provider(groups_in_id_token=True)``.
-    Registers a public client ``booklore-public`` and a confidential ``booklore-confidential``."""
+    Registers a public client ``booklore-public`` and a confidential ``booklore-confidential``;
+    ``public_client={...}`` adds metadata to the public one (``backchannel_logout_uri``, …)."""
     started: list[DevProvider] = []
 
-    def start(*, groups_in_id_token: bool = True) -> DevProvider:
+    def start(*, groups_in_id_token: bool = True, public_client: dict[str, Any] | None = None) -> DevProvider:
         # A free port can be taken by another process before node binds it: try a few.
         for attempt in range(3):
             try:
-                provider = DevProvider(config_for(_free_port(), groups_in_id_token)).start()
+                provider = DevProvider(config_for(_free_port(), groups_in_id_token, public_client or {})).start()
             except DevProviderError:
                 if attempt == 2:
                     raise
@@ -101,7 +102,7 @@ def dev_provider(live_app: LiveApp) -> Callable[..., DevProvider]:
             return provider
         raise AssertionError("unreachable")
 
-    def config_for(port: int, groups_in_id_token: bool) -> dict[str, Any]:
+    def config_for(port: int, groups_in_id_token: bool, public_client: dict[str, Any]) -> dict[str, Any]:
         redirect = [f"{live_app.url}/oauth2-callback"]
         post_logout = [f"{live_app.url}/login?logged_out=1"]
         config = {
@@ -110,7 +111,7 @@ def dev_provider(live_app: LiveApp) -> Callable[..., DevProvider]:
             "issuer": f"http://localhost:{port}",
             "clients": [
                 {"client_id": "booklore-public", "client_secret": None, "token_endpoint_auth_method": "none",
-                 "redirect_uris": redirect, "post_logout_redirect_uris": post_logout},
+                 "redirect_uris": redirect, "post_logout_redirect_uris": post_logout, **public_client},
                 {"client_id": "booklore-confidential", "client_secret": "confidential-secret-123",
                  "token_endpoint_auth_method": "client_secret_basic", "redirect_uris": redirect,
                  "post_logout_redirect_uris": post_logout},

@@ -423,6 +423,31 @@ def test_backchannel_logout_not_supported_warns(fake, transport):
     assert check(run(fake, transport), "backchannel").status == Status.WARN
 
 
+def test_frontchannel_logout_with_session_ids_passes(fake, transport):
+    fake.metadata_overrides = {"frontchannel_logout_supported": True, "frontchannel_logout_session_supported": True}
+    result = check(run(fake, transport), "frontchannel")
+    assert result.status == Status.PASS
+    assert "Front-channel Logout URI" in result.message
+
+
+def test_frontchannel_logout_without_session_ids_warns(fake, transport):
+    fake.metadata_overrides = {"frontchannel_logout_supported": True, "frontchannel_logout_session_supported": None}
+    result = check(run(fake, transport), "frontchannel")
+    assert result.status == Status.WARN
+    assert "session id (sid)" in result.message
+
+
+def test_no_sid_in_id_tokens_says_provider_logout_cannot_reach_sessions_by_sid(fake, transport):
+    fake.metadata_overrides = {
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": None,
+        "frontchannel_logout_supported": None,
+    }
+    result = check(run(fake, transport), "frontchannel")
+    assert result.status == Status.WARN
+    assert "cannot reach sessions here by sid" in result.message
+
+
 def test_backchannel_logout_supported_passes(fake, transport):
     result = check(run(fake, transport), "backchannel")
     assert result.status == Status.PASS and "session ids" in result.message

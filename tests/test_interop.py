@@ -1,7 +1,9 @@
 """Interop with a certified provider: npm oidc-provider v8 (devprovider/), driven through its
 real login page in Chromium. Public client with PKCE and a confidential client; RFC 9207 `iss`;
 groups in the ID token and in userinfo only; key rotation between two sign-ins; RP-initiated
-logout through its /session/end page."""
+logout through its /session/end page; logout started at the provider reaching us by back-channel
+(its logout token) and by front-channel (an iframe on its signed-out page; oidc-provider v8 no
+longer implements front-channel logout, so devprovider/server.js does, as v7 did)."""
 
 from __future__ import annotations
 
@@ -119,3 +121,39 @@ def test_rp_initiated_logout_through_session_end(page, live_app, public_setup):
     # The provider's session ended too: the button leads to its login form, not straight back.
     page.click("text=Sign in with Pocket ID")
     page.wait_for_selector("input[name=password]")
+
+
+def sign_out_at_the_provider(page, provider):
+    """The reader signs out at the provider itself, not through this app."""
+    page.goto(provider.issuer + "/session/end")
+    page.click("button:has-text('Yes, sign me out')")
+    page.wait_for_selector("text=You have been signed out.")
+
+
+def test_signing_out_at_the_provider_ends_the_session_by_backchannel_logout(page, live_app, dev_provider):
+    provider = dev_provider(public_client={"backchannel_logout_uri": live_app.url + "/oauth2-backchannel-logout"})
+    live_app.configure(enabled=True, provider_name="Pocket ID", client_id="booklore-public", issuer_uri=provider.issuer,
+                       auto_provision=True)
+    sign_in_with_button(page, live_app, "reader", "reader")
+    assert api_me(page)["username"] == "reader"
+
+    sign_out_at_the_provider(page, provider)
+
+    assert api_me(page) is None
+
+
+def test_signing_out_at_the_provider_ends_the_session_by_frontchannel_logout(page, live_app, dev_provider):
+    provider = dev_provider(public_client={"frontchannel_logout_uri": live_app.url + "/oauth2-frontchannel-logout"})
+    live_app.configure(enabled=True, provider_name="Pocket ID", client_id="booklore-public", issuer_uri=provider.issuer,
+                       auto_provision=True)
+    sign_in_with_button(page, live_app, "reader", "reader")
+    assert api_me(page)["username"] == "reader"
+
+    with page.expect_response(lambda response: "/oauth2-frontchannel-logout" in response.url) as framed:
+        sign_out_at_the_provider(page, provider)
+
+    assert framed.value.status == 200
+    assert parse_qs(urlsplit(framed.value.url).query)["iss"] == [provider.issuer]
+    # The provider's page may frame ours (frame-ancestors names its origin): our page is in the frame.
+    assert page.frame_locator("iframe.frontchannel").locator("p").text_content() == "You are signed out of this app."
+    assert api_me(page) is None

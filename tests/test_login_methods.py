@@ -37,11 +37,6 @@ def only_mode(app: Flask) -> None:
     configure(app, only_mode=True)
 
 
-@pytest.fixture
-def no_csrf(app: Flask) -> None:
-    app.config["WTF_CSRF_ENABLED"] = False
-
-
 # -- OIDC-only mode: straight to the provider, with its exceptions -------------------------------
 
 

@@ -109,8 +109,15 @@ def test_upgrade_from_the_first_released_schema_keeps_the_data(engine):
     assert revision(engine) == migrate.head()
 
 
+def _first_release_made_by_create_all(engine: Engine) -> None:
+    """A database of the first release: its create_all made the 0001 tables, with no version."""
+    migrate.upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
+
+
 def test_upgrade_of_a_create_all_database_stamps_it_and_keeps_the_data(engine):
-    Base.metadata.create_all(engine)
+    _first_release_made_by_create_all(engine)
     add_settings_and_identity(engine)
     migrate.upgrade(engine)
     assert_settings_and_identity_kept(engine)
@@ -155,11 +162,6 @@ def test_the_version_is_kept_in_our_own_table_beside_the_hosts_alembic_history(e
 # -- the migrations match the models -----------------------------------------------------------
 
 
-def test_the_first_revision_creates_exactly_the_tables_of_the_models(engine):
-    migrate.upgrade(engine, "0001")
-    assert differences(engine) == []
-
-
 def test_head_creates_exactly_the_tables_of_the_models(engine):
     """Fails when a model changes without a migration."""
     migrate.upgrade(engine)
@@ -174,10 +176,10 @@ def test_ensure_current_creates_and_stamps_an_empty_database(engine):
     assert state(engine) == "current" and differences(engine) == []
 
 
-def test_ensure_current_stamps_a_create_all_database_while_0001_is_head(engine):
-    Base.metadata.create_all(engine)
-    migrate.ensure_current(engine)
-    assert revision(engine) == "0001"
+def test_ensure_current_refuses_a_first_release_database_and_names_the_command(engine):
+    _first_release_made_by_create_all(engine)
+    with pytest.raises(migrate.SchemaError, match="run `flask booklore-oidc db upgrade`"):
+        migrate.ensure_current(engine)
 
 
 def test_ensure_current_refuses_a_database_behind_and_names_the_command(engine, two_revisions):
@@ -210,3 +212,42 @@ def test_db_commands_built_as_an_app_group_run_in_the_app_context(engine):
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert state(engine) == "current"
+
+
+# -- the whole story, as an admin lives it ---------------------------------------------------------
+
+
+def test_a_first_release_database_is_refused_then_upgraded_with_one_command_and_signs_in(database_url, op):
+    from helpers import SignIn, me, settings_for
+
+    from example_app import create_app
+    from example_app.models import db
+
+    engine = create_engine(database_url)
+    _first_release_made_by_create_all(engine)
+    add_settings_and_identity(engine)
+    engine.dispose()
+    config = {"TESTING": True, "SECRET_KEY": "test-secret-key", "SQLALCHEMY_DATABASE_URI": database_url}
+    app = create_app(config)
+    try:
+        client = app.test_client()
+        refused = client.get("/login")
+        assert refused.status_code == 503
+
+        result = app.test_cli_runner().invoke(args=["booklore-oidc", "db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        assert f"at revision {migrate.head()}" in result.output
+
+        restarted = create_app(config)
+        with restarted.test_request_context():
+            restarted.extensions["booklore_oidc"].save_settings(settings_for(op))
+        reader = restarted.test_client()
+        assert SignIn(reader, op)().status_code == 302
+        assert me(reader)["username"] == "alice"
+        with restarted.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -450,11 +450,12 @@ def test_the_reference_panel_follows_the_public_url(app, admin):
     assert reference(html, "post_logout_redirect_uri") == "https://books.example.com/login?logged_out=1"
     assert reference(html, "launch_url") == "https://books.example.com/login/oidc"
     assert reference(html, "backchannel_logout_uri") == "https://books.example.com/oauth2-backchannel-logout"
+    assert reference(html, "frontchannel_logout_uri") == "https://books.example.com/oauth2-frontchannel-logout"
     assert reference(html, "scopes") == "openid profile email"
     assert reference(html, "pkce") == "S256"
     assert reference(html, "grant_type") == "Authorization Code"
     assert reference(html, "client_type") == "Public"
-    assert html.count("data-copy-target=") == 8
+    assert html.count("data-copy-target=") == 9
 
 
 def test_the_reference_names_the_automatic_scopes_once_the_provider_is_known(app, admin, op):
@@ -486,7 +487,7 @@ def test_test_connection_as_json_runs_on_unsaved_values_and_saves_nothing(app, a
     body = response.get_json()
     assert response.status_code == 200
     assert body["ok"] is True
-    assert [c["status"] for c in body["checks"]] == ["PASS"] * 12
+    assert [c["status"] for c in body["checks"]] == ["PASS"] * 13
     issuer = next(c for c in body["checks"] if c["key"] == "issuer")
     assert "trailing slash" in issuer["message"]  # the unsaved issuer was used
     assert saved(app).version == version and saved(app).provider_name == "Pocket ID"
@@ -508,7 +509,7 @@ def test_test_connection_for_the_script_returns_a_fragment(admin):
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "<html" not in html and "All checks passed." in html
-    assert html.count('class="bo-check ') == 12
+    assert html.count('class="bo-check ') == 13
 
 
 def test_test_connection_reports_form_errors_instead_of_testing(app, admin, op):
