@@ -17,10 +17,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import calibreweb  # noqa: F401  (puts Calibre-Web's ``cps`` package on sys.path, as its ``cps`` command does)
+# Importing ``calibreweb`` puts its ``cps`` package on sys.path, as the ``cps`` command does. Only
+# modules that ``cps.main`` itself imports before ``create_app`` are imported here: others (admin,
+# helper, gdriveutils...) read the parsed command line at import time.
+import calibreweb  # noqa: F401
 import cps
-import cps.admin as cps_admin
-from cps import constants, cw_login, services, ub
+from cps import constants, cw_login, ub
 from cps.main import main as cps_main
 from flask import Flask, redirect
 from flask import session as flask_session
@@ -152,6 +154,8 @@ class CalibreWebAdapter(UserAdapter):
         type (the stored hash only when the server is unreachable), else the stored hash."""
         if user.name == "Guest" or (user.role or 0) & constants.ROLE_ANONYMOUS or not password:
             return False
+        from cps import services
+
         if cps.config.config_login_type == constants.LOGIN_LDAP and services.ldap:
             result, _error = services.ldap.bind_user(user.name, password)
             if result is not None:
@@ -219,6 +223,8 @@ def attach(app: Flask, oidc: BookloreOIDC | None = None) -> BookloreOIDC:
 
     # Calibre-Web deletes a user with bulk queries (no ORM event); both its callers (the user
     # form and the users table) go through this module function.
+    import cps.admin as cps_admin
+
     host_delete = cps_admin._delete_user
 
     @functools.wraps(host_delete)
