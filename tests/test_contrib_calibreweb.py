@@ -7,7 +7,11 @@ that ``attach`` is written against; they run on the real, unattached Calibre-Web
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +139,53 @@ def test_login_user_goes_through_cw_login_and_logout_ends_the_session(
     assert ub.session.query(ub.User_Sessions).filter_by(user_id=user.id).count() == 0
     # The copied cookie no longer signs anybody in.
     assert client.get("/me").status_code == 302
+
+
+def test_login_page_hook_adds_the_button_to_calibreweb_own_login_page(calibreweb: CalibreWebHost) -> None:
+    """The template hook ``attach`` installs, on its own: Calibre-Web's login.html, unchanged,
+    extended by ours. (Undone afterwards: the session's app has not got the extension.)"""
+    from markupsafe import Markup
+
+    from flask_booklore_oidc.contrib.calibreweb import PAGE_HOOKS, PageHookLoader
+
+    app = calibreweb.app
+    original = app.jinja_loader
+    assert original is not None
+    app.jinja_loader = PageHookLoader(original, {"login.html": PAGE_HOOKS["login.html"]})
+    app.jinja_env.globals["booklore_oidc_button"] = lambda: Markup('<a id="oidc-button">Sign in with Pocket ID</a>')
+    app.jinja_env.cache.clear()
+    try:
+        page = calibreweb.client().get("/login").get_data(as_text=True)
+    finally:
+        app.jinja_loader = original
+        del app.jinja_env.globals["booklore_oidc_button"]
+        app.jinja_env.cache.clear()
+    assert 'name="password"' in page and 'name="csrf_token"' in page  # Calibre-Web's own form...
+    assert '<div class="col-sm-6 col-sm-offset-2" id="booklore-oidc"><a id="oidc-button">' in page  # ...and ours
+    assert "oidc-button" not in calibreweb.client().get("/login").get_data(as_text=True)
+
+
+def _run(script: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(home), "CALIBRE_DBPATH": str(home), "CACHE_DIRECTORY": str(home / "cache")}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name(script)), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_console_script_takes_calibreweb_own_arguments(tmp_path: Path) -> None:
+    """``calibre-web-oidc`` is Calibre-Web's ``cps`` command: same argument parser, same start-up
+    (here ``-s user:password``, which Calibre-Web handles inside create_app and then exits)."""
+    if not Path(sys.executable).with_name("calibre-web-oidc").exists():
+        pytest.skip("calibre-web-oidc is not installed in this environment")
+    ours = _run("calibre-web-oidc", "-v", home=tmp_path)
+    assert ours.returncode == 0 and ours.stdout == _run("cps", "-v", home=tmp_path).stdout
+    assert ours.stdout.startswith("Calibre-Web version: 0.6.")
+
+    app_db = tmp_path / "config" / "app.db"
+    app_db.parent.mkdir()
+    changed = _run(
+        "calibre-web-oidc", "-p", str(app_db), "-g", str(tmp_path / "gd.db"), "-s", "admin:N3w-pass!", home=tmp_path
+    )
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "Password for user 'admin' changed" in changed.stdout
+    assert app_db.exists()  # the settings path came from our argv, as with cps
