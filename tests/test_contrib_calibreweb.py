@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import flask_login
 import pytest
 from calibreweb_support import (  # calibreweb_fixture: the fixture "calibreweb"
     ADMIN,
@@ -134,6 +135,9 @@ def test_login_user_goes_through_cw_login_and_logout_ends_the_session(
         from flask import session
 
         session.update(cookie)
+        # The extension's own Flask-Login sees Calibre-Web's user: both read current_app.login_manager
+        # and g._login_user, and cw_login's loader accepts the session login_user wrote.
+        assert flask_login.current_user.name == "oidcreader"
         adapter.logout_user()
         assert "_user_id" not in session
     assert ub.session.query(ub.User_Sessions).filter_by(user_id=user.id).count() == 0
