@@ -149,4 +149,9 @@ needs_calibreweb = pytest.mark.skipif(
 def calibreweb_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalibreWebHost]:
     """The process's one Calibre-Web app, not yet carrying the extension. Import this function
     into a test module to use the fixture ``calibreweb``."""
-    yield start_calibreweb(tmp_path_factory.mktemp("calibre-web"))
+    host = start_calibreweb(tmp_path_factory.mktemp("calibre-web"))
+    yield host
+    # What Calibre-Web's own shutdown does for its updater thread (not a daemon, parked on an
+    # Event: without this the test process never exits). Its scheduler stops at exit by itself.
+    host.cps.updater_thread.stop()
+    host.cps.updater_thread.join(timeout=10)
