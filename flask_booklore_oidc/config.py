@@ -35,6 +35,7 @@ SESSION_KEYS = (
     "_booklore_oidc_link",  # id of a pending link waiting for the account's password (SPEC §6)
     "_booklore_oidc_checked",  # when the login record was last checked (session_check_interval)
     "_booklore_oidc_logout_state",  # the state sent to the end-session endpoint, until it returns
+    "_booklore_oidc_signed_out",  # just signed out: the login page shows itself once (OIDC-only mode)
 )
 
 Kind = Literal["bool", "str", "int", "float", "list", "choice", "secret"]

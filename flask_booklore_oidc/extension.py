@@ -260,6 +260,7 @@ class BookloreOIDC:
         endpoint: str,
         *,
         app: Flask | None = None,
+        post: str | None = None,
         username_field: str = "username",
         password_field: str = "password",
     ) -> None:
@@ -267,12 +268,14 @@ class BookloreOIDC:
         OIDC-only mode its GET sends readers to the provider (but for ``?local=true``, errors,
         sign-outs and the loop breaker) and its POST is refused, before the host's code runs,
         for everyone but an administrator with the right password (``username_field`` and
-        ``password_field`` name the form's inputs). Also makes it the login page our error pages
-        and sign-out link to."""
+        ``password_field`` name the form's inputs; ``post`` names the view that takes the form
+        when it is not ``endpoint`` itself). Also makes it the login page our error pages and
+        sign-out link to."""
         app = self._app(app)
-        app.view_functions[endpoint] = routes.guard_login(
-            app.view_functions[endpoint], username_field=username_field, password_field=password_field
-        )
+        for name in (endpoint, post) if post else (endpoint,):
+            app.view_functions[name] = routes.guard_login(
+                app.view_functions[name], username_field=username_field, password_field=password_field
+            )
         self.state_for(app).host_login_endpoint = endpoint
 
     def guard_logout_view(self, endpoint: str, *, app: Flask | None = None) -> None:

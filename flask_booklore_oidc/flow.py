@@ -193,7 +193,7 @@ class SignInFlow:
         taken = delete(table).where(table.c.state_hash == state_hash, table.c.browser_hash == browser_hash)
         row: Row[Any] | None
         if self.session.get_bind().dialect.delete_returning:
-            row = self.session.execute(taken.returning(*table.c)).one_or_none()  # type: ignore[assignment]
+            row = self.session.execute(taken.returning(*table.c)).one_or_none()  # type: ignore[assignment, unused-ignore]
         else:
             row = self.session.execute(
                 select(table).where(table.c.state_hash == state_hash, table.c.browser_hash == browser_hash)

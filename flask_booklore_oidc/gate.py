@@ -28,8 +28,10 @@ LOOP_WINDOW = 300
 def stays_on_login_page(args: Mapping[str, str]) -> bool:
     """In OIDC-only mode, the login page shows itself instead of redirecting to the provider: on
     the admin backdoor (``local=true``), after an error (the error page links here with
-    ``error=``) and right after a sign-out (``logged_out=1``)."""
-    return args.get("local") == "true" or "error" in args or args.get("logged_out") == "1"
+    ``error=``) and right after a sign-out (``logged_out=1``, or once after our sign-out when a
+    host's logout view redirects without it)."""
+    just_signed_out = bool(session.pop(sessions.SIGNED_OUT_KEY, False))
+    return args.get("local") == "true" or "error" in args or args.get("logged_out") == "1" or just_signed_out
 
 
 def count_automatic_redirect() -> bool:

@@ -36,7 +36,16 @@ from .state import AppState, current_state
 
 log = logging.getLogger(__name__)
 
-BROWSER_KEY, LOGIN_KEY, REDIRECTS_KEY, LAST_ERROR_KEY, LINK_KEY, CHECKED_KEY, LOGOUT_STATE_KEY = SESSION_KEYS
+(
+    BROWSER_KEY,
+    LOGIN_KEY,
+    REDIRECTS_KEY,
+    LAST_ERROR_KEY,
+    LINK_KEY,
+    CHECKED_KEY,
+    LOGOUT_STATE_KEY,
+    SIGNED_OUT_KEY,
+) = SESSION_KEYS
 
 _table = LoginRecord.__table__
 _records = _table.c

@@ -440,6 +440,7 @@ def sign_out() -> str:
     sessions.clear()  # first: the host's logout signal then finds nothing of ours left to end
     state.adapter.logout_user()
     session.clear()
+    session[sessions.SIGNED_OUT_KEY] = True
     target = url_for(login_endpoint(), logged_out="1")
     provider_logout = False
     if ended.with_provider and settings.oidc_active and settings.provider_logout:

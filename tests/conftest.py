@@ -20,7 +20,7 @@ from example_app import create_app
 from example_app import oidc as example_oidc
 from example_app.models import db
 
-pytest_plugins = ["livesupport", "pgserver"]
+pytest_plugins = ["calibreweb_support", "livesupport", "pgserver"]
 
 
 @pytest.fixture(autouse=True)
