@@ -15,10 +15,10 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import sessions, signals
+from . import activity, sessions, signals
 from .adapter import Access
 from .errors import OIDCError
 from .flow import Completed, SignInFlow
@@ -64,21 +64,33 @@ def sign_in_with_provider(state: AppState, settings: Settings, completed: Comple
 
     # Group rows are read only when group sync or a group mapper hook will use them.
     wants_rows = settings.group_sync != "disabled" or state.hooks.group_mapper is not None
-    resolution = Resolver(
-        adapter,
-        settings,
-        mapping_rows=load_rows(adapter.session) if wants_rows else (),
-        provisioner=state.hooks.provisioner,
-        group_mapper=state.hooks.group_mapper,
-    ).resolve(completed.identity, also=also)
-
-    sessions.rotate()
-    if not adapter.login_user(resolution.user):
-        raise OIDCError("account_inactive", f"The account {adapter.get_username(resolution.user)!r} was refused.")
+    identity = completed.identity
+    try:
+        resolution = Resolver(
+            adapter,
+            settings,
+            mapping_rows=load_rows(adapter.session) if wants_rows else (),
+            provisioner=state.hooks.provisioner,
+            group_mapper=state.hooks.group_mapper,
+        ).resolve(identity, also=also)
+        sessions.rotate()
+        if not adapter.login_user(resolution.user):
+            raise OIDCError("account_inactive", f"The account {adapter.get_username(resolution.user)!r} was refused.")
+    except OIDCError as error:
+        # For the activity list, written by the error page: who it was.
+        error.username, error.subject = identity.username or "", identity.subject
+        raise
     sessions.attach(record[0], backchannel=completed.metadata.backchannel_logout_supported)
 
+    activity.record(
+        adapter.session,
+        activity.SIGNED_IN,
+        rule=str(resolution.rule),
+        username=adapter.get_username(resolution.user),
+        subject=identity.subject,
+        client_address=request.remote_addr,
+    )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    identity = completed.identity
     if resolution.rule == Rule.PROVISIONED:
         signals.user_provisioned.send(app, user=resolution.user, identity=identity)
     elif resolution.rule in (Rule.USERNAME, Rule.EMAIL):
@@ -127,4 +139,14 @@ def check_local_sign_in(state: AppState, settings: Settings, username: str, pass
 def sign_in_locally(state: AppState, user: Any) -> bool:
     """Sign ``user`` in after a right password: a fresh session, through the adapter."""
     sessions.rotate()
-    return state.adapter.login_user(user)
+    signed_in = state.adapter.login_user(user)
+    if signed_in:
+        note_local_attempt(state, activity.SIGNED_IN, state.adapter.get_username(user))
+    return signed_in
+
+
+def note_local_attempt(state: AppState, result: str, username: str) -> str:
+    """Put a local sign-in attempt on the activity list; returns its reference."""
+    return activity.record(
+        state.adapter.session, result, rule="local", username=username, client_address=request.remote_addr
+    )

@@ -18,12 +18,20 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import Row
 
-from . import sessions, signals
+from . import activity, sessions, signals
 from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
 from .forms import LoginForm, LogoutForm, csrf_failed
+from .pages import may_open_settings
 from .settings import Settings
-from .signin import LocalOutcome, check_local_sign_in, flow_for, sign_in_locally, sign_in_with_provider
+from .signin import (
+    LocalOutcome,
+    check_local_sign_in,
+    flow_for,
+    note_local_attempt,
+    sign_in_locally,
+    sign_in_with_provider,
+)
 from .state import current_settings, current_state
 from .urls import external_url, safe_next
 
@@ -53,8 +61,22 @@ def template_context() -> dict[str, Any]:
 
 
 def render_error(error: OIDCError) -> ResponseReturnValue:
-    """The one error page of our routes (a host's ``@app.errorhandler(OIDCError)`` wins)."""
-    log.warning("Sign-in failed: %s", error)
+    """The one error page of our routes (a host's ``@app.errorhandler(OIDCError)`` wins).
+
+    The failure goes on the activity list (its reference is ``error.reference``). Readers (and
+    anonymous visitors) get the short version: what to do, the code and the reference; whoever
+    may open the settings page gets the technical detail and the guide's advice."""
+    session_ = current_state().adapter.session
+    session_.rollback()  # nothing half-written: the activity row must not commit a failed step
+    error.reference = activity.record(
+        session_,
+        error.error_code,
+        username=error.username,
+        subject=error.subject,
+        client_address=request.remote_addr,
+        detail=error.detail,
+    )
+    log.warning("Sign-in failed (reference %s): %s", error.reference, error)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     signals.login_failed.send(app, code=error.error_code, detail=error.detail)
     # Shown again by the loop breaker, should the reader end up going round in circles.
@@ -68,7 +90,10 @@ def render_error(error: OIDCError) -> ResponseReturnValue:
     back = url_for("booklore_oidc.login", local="true") if settings.only_mode_active else None
     if back is None:
         back = url_for("booklore_oidc.login", error=error.error_code)
-    return render_template("booklore_oidc/error.html", error=error, back_url=back), error.code or 500
+    technical = current_user.is_authenticated and may_open_settings(current_user._get_current_object())
+    return render_template(
+        "booklore_oidc/error.html", error=error, back_url=back, technical=technical
+    ), error.code or 500
 
 
 def _host_error_handler(error: OIDCError) -> Any:
@@ -176,6 +201,7 @@ def login_post() -> ResponseReturnValue:
         # admin or not, and whether the password was right: a fresh form, not one that echoes
         # the username, and nothing that depends on the user.
         log.info("Local sign-in refused in OIDC-only mode.")
+        note_local_attempt(state, "local_login_disabled", form.username.data or "")
         signals.login_failed.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             code="local_login_disabled",
@@ -191,6 +217,7 @@ def login_post() -> ResponseReturnValue:
             ),
         )
     if outcome == LocalOutcome.INVALID:
+        note_local_attempt(state, activity.INVALID_CREDENTIALS, form.username.data or "")
         return _login_page(form, status=401, message="Invalid username or password.", local=True)
     if not sign_in_locally(state, user):
         raise OIDCError("account_inactive", "This account may not sign in.")

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from helpers import CLIENT_ID, add_user, configure, local_path, me
+from helpers import CLIENT_ID, add_user, configure, local_path, me, refusal_detail
 from sqlalchemy import select
 
 from example_app.models import db
@@ -295,7 +295,7 @@ def test_launch_url_with_a_foreign_issuer_is_refused(app, client, op):
     response = client.get("/login/oidc", query_string={"iss": "http://127.0.0.1:1/other", "target_link_uri": "/"})
     assert response.status_code == 502
     page = text(response)
-    assert "issuer_mismatch" in page and "http://127.0.0.1:1/other" in page
+    assert "issuer_mismatch" in page and "http://127.0.0.1:1/other" in refusal_detail(app, page)
     assert op.calls["authorize"] == 0
     with app.app_context():
         assert db.session.execute(select(Transaction)).first() is None

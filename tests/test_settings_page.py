@@ -190,7 +190,8 @@ def test_an_issuer_that_is_not_an_https_url_is_refused(app, admin, issuer):
 
 @pytest.mark.parametrize("issuer", ["http://localhost:9000", "http://127.0.0.1:8080/realms/x", "http://[::1]:9000"])
 def test_http_issuers_are_allowed_on_loopback(app, admin, issuer):
-    response = admin.post("/settings/oidc", data=settings_form(admin, issuer_uri=issuer))
+    # Nothing answers there, so Test Connection fails and the save asks first: confirm.
+    response = admin.post("/settings/oidc", data=confirmed(settings_form(admin, issuer_uri=issuer)))
     assert response.status_code == 302, page_text(response)
     assert saved(app).issuer_uri == issuer
 
@@ -343,12 +344,19 @@ def test_force_disabled_shows_the_banner_and_keeps_the_values(app, admin, monkey
     assert f'value="{CLIENT_ID}"' in text
 
 
+def confirmed(form: Any) -> Any:
+    """``form`` with "Save anyway" pressed: the save Test Connection would hold back goes ahead."""
+    form["confirm"] = "yes"
+    return form
+
+
 # -- the client secret ---------------------------------------------------------------------------
 
 
 def store_secret(app: Flask, client: FlaskClient, secret: str = SECRET) -> None:
     response = client.post(
-        "/settings/oidc", data=settings_form(client, client_id="confidential-basic", client_secret=secret)
+        "/settings/oidc",
+        data=confirmed(settings_form(client, client_id="confidential-basic", client_secret=secret)),
     )
     assert response.status_code == 302, page_text(response)
 
@@ -425,7 +433,7 @@ def reference(html: str, key: str) -> str:
 
 
 def test_the_reference_panel_follows_the_public_url(app, admin):
-    admin.post("/settings/oidc", data=settings_form(admin, public_url="https://books.example.com"))
+    admin.post("/settings/oidc", data=confirmed(settings_form(admin, public_url="https://books.example.com")))
     html = admin.get("/settings/oidc").get_data(as_text=True)
     assert reference(html, "redirect_uri") == "https://books.example.com/oauth2-callback"
     assert reference(html, "post_logout_redirect_uri") == "https://books.example.com/login?logged_out=1"
