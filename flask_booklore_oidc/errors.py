@@ -154,6 +154,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "(case-sensitive).",
         ),
         reader="There is no account here for you yet. Please ask your administrator for help and quote the code and reference below.",
+        reader_title="You have no account here yet",
     ),
     "account_conflict": ErrorInfo(
         409,

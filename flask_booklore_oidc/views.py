@@ -320,13 +320,26 @@ def logout() -> ResponseReturnValue:
     provider has no end-session endpoint.
     """
     form = LogoutForm()
+    cancel = _came_from()
     if request.method == "GET":
-        return render_template("booklore_oidc/logout.html", logout_form=form)
+        return render_template("booklore_oidc/logout.html", logout_form=form, cancel_url=cancel)
     if not form.validate_on_submit():
         return render_template(
-            "booklore_oidc/logout.html", logout_form=form, message="The sign-out form expired; please try again."
+            "booklore_oidc/logout.html",
+            logout_form=form,
+            cancel_url=cancel,
+            message="The sign-out form expired; please try again.",
         ), 400
     return redirect(sign_out())
+
+
+def _came_from() -> str:
+    """Where Cancel on the sign-out page goes: the page the reader came from, when it is on this
+    site (and not the sign-out page itself), else the index."""
+    parts = urlsplit(request.referrer or "")
+    if parts.netloc != request.host or parts.path == request.path:
+        return index()
+    return safe_next(urlunsplit(("", "", parts.path or "/", parts.query, "")), index())
 
 
 def sign_out() -> str:
