@@ -46,6 +46,11 @@ LOOP_WINDOW = 300
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+#: the start of a sign-in checks discovery when the cached copy is older than this (seconds): a
+#: provider that stopped ends on our provider_unreachable page within a minute, not on the
+#: browser's "cannot connect" page; it costs at most one request per minute and process
+RECHECK_PROVIDER_AFTER = 60
+
 
 def index() -> str:
     return request.script_root + "/" if request.script_root else "/"
@@ -240,6 +245,7 @@ def start() -> ResponseReturnValue:
     params = request.values
     state = current_state()
     flow = flow_for(state, settings)
+    flow.cache.metadata(settings, max_age=RECHECK_PROVIDER_AFTER)  # provider_unreachable when it stopped
     iss = params.get("iss")
     if iss is not None:
         issuer = flow.cache.metadata(settings).issuer
