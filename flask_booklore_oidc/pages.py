@@ -96,6 +96,8 @@ class ReferenceValue:
     label: str
     value: str
     help: str
+    #: whether the page offers a Copy button (not for constants such as S256)
+    copy: bool = True
 
 
 def reference_values(settings: Settings) -> list[ReferenceValue]:
@@ -129,7 +131,8 @@ def reference_values(settings: Settings) -> list[ReferenceValue]:
             "launch_url",
             "Client Launch URL",
             external_url(settings, "booklore_oidc.start"),
-            "Starts a sign-in from the provider's app dashboard.",
+            "Starts a sign-in from the provider's app dashboard. The guide suggests the app's root (/); "
+            "both work, this one starts the sign-in at once instead of showing the login page first.",
         ),
         ReferenceValue(
             "backchannel_logout_uri",
@@ -138,9 +141,9 @@ def reference_values(settings: Settings) -> list[ReferenceValue]:
             "The provider calls it to end sessions here when a reader signs out there.",
         ),
         ReferenceValue("scopes", "Scopes", scopes, scopes_help),
-        ReferenceValue("pkce", "PKCE", "S256", "Always used; never plain."),
-        ReferenceValue("grant_type", "Grant type", "Authorization Code", "response_type=code."),
-        ReferenceValue("client_type", "Client type", client_type, client_help),
+        ReferenceValue("pkce", "PKCE", "S256", "Always used; never plain.", copy=False),
+        ReferenceValue("grant_type", "Grant type", "Authorization Code", "response_type=code.", copy=False),
+        ReferenceValue("client_type", "Client type", client_type, client_help, copy=False),
     ]
 
 

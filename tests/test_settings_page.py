@@ -427,9 +427,9 @@ def test_an_undecryptable_secret_asks_to_enter_it_again(app, admin):
 
 
 def reference(html: str, key: str) -> str:
-    match = re.search(rf'<code id="ref-{key}">([^<]*)</code>', html)
+    match = re.search(rf'<code id="ref-{key}">(.*?)</code>', html)
     assert match, key
-    return match.group(1).replace("&amp;", "&")
+    return match.group(1).replace("<wbr>", "").replace("&amp;", "&")
 
 
 def test_the_reference_panel_follows_the_public_url(app, admin):
@@ -443,7 +443,7 @@ def test_the_reference_panel_follows_the_public_url(app, admin):
     assert reference(html, "pkce") == "S256"
     assert reference(html, "grant_type") == "Authorization Code"
     assert reference(html, "client_type") == "Public"
-    assert html.count("data-copy-target=") == 8
+    assert html.count("data-copy-target=") == 5  # not for the constants (PKCE, grant type, client type)
 
 
 def test_the_reference_names_the_automatic_scopes_once_the_provider_is_known(app, admin, op):
@@ -573,3 +573,19 @@ def test_an_app_without_csrf_protection_still_reports_invalid_values(app, admin)
     app.config["WTF_CSRF_ENABLED"] = False
     response = admin.post("/settings/oidc", data=settings_form(admin, client_id="a b"))
     assert response.status_code == 400 and "Client ID contains whitespace" in page_text(response)
+
+
+def test_constants_of_the_reference_panel_have_no_copy_button(admin):
+    html = admin.get("/settings/oidc").get_data(as_text=True)
+    assert 'data-copy-target="ref-redirect_uri"' in html and 'data-copy-target="ref-scopes"' in html
+    for constant in ("pkce", "grant_type", "client_type"):
+        assert f'data-copy-target="ref-{constant}"' not in html
+
+
+def test_the_redirect_uri_may_wrap_after_its_slashes(admin):
+    html = admin.get("/settings/oidc").get_data(as_text=True)
+    assert re.search(r'<code id="ref-redirect_uri">http:/<wbr>/<wbr>localhost/<wbr>oauth2-callback</code>', html)
+
+
+def test_the_client_launch_url_says_why_it_differs_from_the_guide(admin):
+    assert "The guide suggests the app&#39;s root (/); both work" in admin.get("/settings/oidc").get_data(as_text=True)
