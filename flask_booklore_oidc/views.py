@@ -174,6 +174,10 @@ def login() -> ResponseReturnValue:
     settings = current_settings()
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next"), index()))
+    if request.args.get("logged_out") == "1" and "state" in request.args:
+        # The provider's way back after its sign-out carries our throwaway ``state``: drop it
+        # from the address bar (and from bookmarks).
+        return redirect(url_for("booklore_oidc.login", logged_out="1"))
     form = LoginForm(next=safe_next(request.args.get("next"), ""))
     if not settings.only_mode_active or _stays_on_login_page():
         return _login_page(form)
