@@ -589,3 +589,35 @@ def test_the_redirect_uri_may_wrap_after_its_slashes(admin):
 
 def test_the_client_launch_url_says_why_it_differs_from_the_guide(admin):
     assert "The guide suggests the app&#39;s root (/); both work" in admin.get("/settings/oidc").get_data(as_text=True)
+
+
+def test_after_a_discovery_failure_test_connection_shows_one_skip_line(admin):
+    response = admin.post("/settings/oidc/test", data=settings_form(admin, issuer_uri="http://127.0.0.1:9"))
+    html = response.get_data(as_text=True)
+    assert html.count('class="bo-badge bo-badge-fail">FAIL') == 1
+    assert html.count('class="bo-badge bo-badge-skip">SKIP') == 1
+
+
+def test_saving_a_provider_that_fails_test_connection_asks_first(app, admin):
+    form = settings_form(admin, issuer_uri="http://127.0.0.1:9")
+    asked = admin.post("/settings/oidc", data=form)
+    html = page_text(asked)
+    assert asked.status_code == 409 and "Save anyway" in html and "Nothing was saved" in html
+    assert saved(app).issuer_uri != "http://127.0.0.1:9"
+    assert 'value="http://127.0.0.1:9"' in html  # what was typed stays
+    form["confirm"] = "yes"
+    assert admin.post("/settings/oidc", data=form).status_code == 302
+    assert saved(app).issuer_uri == "http://127.0.0.1:9"
+
+
+def test_saving_without_a_provider_change_runs_no_test_connection(app, admin, op):
+    before = op.calls["discovery"]
+    response = admin.post("/settings/oidc", data=settings_form(admin, provider_name="Renamed", claim_username="username"))
+    assert response.status_code == 302, page_text(response)
+    assert op.calls["discovery"] == before
+    assert saved(app).provider_name == "Renamed"
+
+
+def test_switching_oidc_login_off_saves_whatever_test_connection_would_say(app, admin):
+    response = admin.post("/settings/oidc", data=settings_form(admin, enabled=False, issuer_uri="http://127.0.0.1:9"))
+    assert response.status_code == 302, page_text(response)
