@@ -82,8 +82,22 @@ def test_test_connection_without_javascript_keeps_every_group_row_and_typed_valu
     page.context.close()
 
 
+def reader_signs_in(browser, live_app):
+    """A reader signs in through the provider: a linked identity and a row of activity."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(live_app.url + "/login")
+    page.click("text=Sign in with Pocket ID")
+    provider_login(page, "reader", "reader")
+    page.wait_for_url(live_app.url + "/")
+    context.close()
+
+
 def test_tab_never_leaves_focus_under_the_sticky_bar(browser, live_app, configured):
+    reader_signs_in(browser, live_app)
     page = admin_page(browser, live_app)
+    assert page.locator("#linked-identities tbody tr").count() == 1
+    assert page.locator("#activity tbody tr").count() >= 2
     page.locator("#group-mappings details").first.evaluate("d => d.open = true")
     hidden = []
     first = None
@@ -169,6 +183,24 @@ def test_a_save_that_test_connection_fails_asks_first(browser, live_app, configu
     with live_app.app.test_request_context():
         assert live_app.app.extensions["booklore_oidc"].settings().issuer_uri == "http://127.0.0.1:9"
     page.context.close()
+
+
+def test_the_test_sign_in_report_and_a_readers_error_page_fit_a_390px_phone(browser, live_app, configured):
+    page = admin_page(browser, live_app, width=390, height=844)
+    page.click("button:has-text('Test sign-in'):not([name])")
+    provider_login(page, "reader", "reader")
+    page.wait_for_selector("h1:has-text('Test sign-in')")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.context.close()
+    live_app.configure(auto_provision=False)
+    reader = browser.new_context(viewport={"width": 390, "height": 844})
+    error_page = reader.new_page()
+    error_page.goto(live_app.url + "/login")
+    error_page.click("text=Sign in with Pocket ID")
+    provider_login(error_page, "stranger", "stranger")
+    error_page.wait_for_selector("text=quote it to your administrator")
+    assert error_page.evaluate("document.documentElement.scrollWidth") <= 390
+    reader.close()
 
 
 # -- axe-core --------------------------------------------------------------------------------------
