@@ -127,3 +127,18 @@ def test_invalid_client_with_a_secret_names_public_versus_confidential(app, clie
     [attempt] = rows(app)
     assert attempt.result == "invalid_client"
     assert "registered as public" in attempt.detail and "client authentication method" in attempt.detail
+
+
+def test_unauthorized_client_with_a_secret_is_the_public_versus_confidential_mismatch(app, client, op):
+    configure(app, client_id="confidential-basic", client_secret=SECRET)
+    op.token_error = (400, {"error": "unauthorized_client"})
+    response = SignIn(client, op)()
+    assert response.status_code == 502 and b"invalid_client" in response.data
+    [attempt] = rows(app)
+    assert "unauthorized_client" in attempt.detail and "registered as public" in attempt.detail
+
+
+def test_the_admins_invalid_client_page_names_the_client_authentication_method(app, admin, op):
+    configure(app, client_id="confidential-basic", client_secret="not-the-secret")
+    page = SignIn(admin, op)().get_data(as_text=True)
+    assert "Public or confidential" in page and "client authentication method" in page
