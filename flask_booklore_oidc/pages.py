@@ -150,10 +150,12 @@ def reference_values(settings: Settings) -> list[ReferenceValue]:
 # -- the settings form ----------------------------------------------------------------------------
 
 
-def settings_form(saved: Settings) -> Any:
-    """The settings form over ``saved``, with the adapter's catalogue (and the posted values)."""
+def settings_form(saved: Settings, **kwargs: Any) -> Any:
+    """The settings form over ``saved``, with the adapter's catalogue and the posted values
+    (``formdata=None``: the saved values only, for a page redrawn after another form's post)."""
     adapter = current_state().adapter
     return SettingsForm(
+        **kwargs,
         settings=saved,
         permission_choices=adapter.permission_choices(),
         library_choices=adapter.library_choices(),
@@ -290,7 +292,9 @@ def settings_page(
     a save to confirm (``confirm_save``: Test Connection failed on the values to save)."""
     saved = current_settings()
     if form is None:
-        form = settings_form(saved)
+        # Not from this request's form: that is a group row's or a confirmation's, and would
+        # turn every switch of the settings form off.
+        form = settings_form(saved, formdata=None)
     sections = [
         (section.anchor, section.heading, section.intro, tuple(f.name for f in fields_of(section)))
         for section in SECTIONS

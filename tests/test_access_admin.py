@@ -113,3 +113,14 @@ def test_unlinking_a_user_with_no_other_way_in_asks_first(app, admin, op):
     confirmed = admin.post(f"/settings/oidc/identities/{identity_id}/unlink",
                            data={"csrf_token": token(admin), "confirm": "yes"})
     assert confirmed.status_code == 302 and identity_count(app) == 0
+
+
+def test_a_page_redrawn_after_a_group_row_post_keeps_the_settings_switches(app, admin):
+    from settings_helpers import read_form
+
+    configure(app, auto_provision=True)
+    refused = admin.post("/settings/oidc/groups", data={"group-new-csrf_token": token(admin), "group-new-group_value": ""})
+    assert refused.status_code == 400
+    form = read_form(refused.get_data(as_text=True))
+    assert form.get("enabled") == "y" and form.get("auto_provision") == "y"
+    assert form.get("client_id") == "booklore-test"

@@ -222,6 +222,14 @@ def test_axe_finds_nothing_on_the_admin_pages(browser, live_app, configured):
     provider_login(page, "reader", "reader")
     page.wait_for_selector("h1:has-text('Test sign-in')")
     assert axe_violations(page) == []
+    page.goto(live_app.url + "/settings/oidc")  # the confirmation steps
+    page.click("button:has-text('Delete group mapping readers')")
+    page.wait_for_selector("text=Delete the row for readers?")
+    assert axe_violations(page) == []
+    page.fill("#issuer_uri", "http://127.0.0.1:9")
+    page.click("button:has-text('Save settings')")
+    page.wait_for_selector("button:has-text('Save anyway')")
+    assert axe_violations(page) == []
     for path in ("/", "/account", "/admin/users", "/logout"):
         page.goto(live_app.url + path)
         assert axe_violations(page) == [], path
