@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := devprovider/node_modules/.installed
+# The demo needs the package and the provider only: no test or lint tools, no axe-core.
+DEMO_STAMP := $(VENV)/.demo-installed
+DEMO_NODE_STAMP := devprovider/node_modules/.demo-installed
 
 .PHONY: demo test lint bench browsers clean
 
@@ -19,7 +22,18 @@ $(NODE_STAMP): devprovider/package.json devprovider/package-lock.json
 	cd devprovider && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: $(STAMP) $(NODE_STAMP)
+$(DEMO_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# A full install (make test's) already holds what the demo needs; else only the dependencies.
+$(DEMO_NODE_STAMP): devprovider/package.json devprovider/package-lock.json
+	if [ ! -f $(NODE_STAMP) ] || [ $(NODE_STAMP) -ot devprovider/package-lock.json ]; then \
+	  cd devprovider && npm ci --omit=dev --no-audit --no-fund --loglevel=error; fi
+	touch $@
+
+demo: $(DEMO_STAMP) $(DEMO_NODE_STAMP)
+	@echo "make demo: installed the package and the development provider only (make test adds the test tools)."
 	$(PY) -m example_app.demo
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.

@@ -115,8 +115,16 @@ def configure_demo(app: object) -> None:
 def main() -> int:
     from . import create_app
 
+    def provider_died(returncode: int | None) -> None:
+        print(
+            f"\ndemo: the development provider at {ISSUER} stopped (exit code {returncode}): signing in "
+            "with it fails until you restart `make demo`. Local sign-in still works (/login?local=true).\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
     try:
-        provider = DevProvider(provider_config()).start()
+        provider = DevProvider(provider_config(), on_exit=provider_died).start()
     except DevProviderError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

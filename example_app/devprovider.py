@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,18 @@ class DevProvider:
     """``with DevProvider(config) as provider: provider.issuer``: starts the node process, waits
     for its "listening" line, and stops it on exit."""
 
-    def __init__(self, config: dict[str, Any], *, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        startup_timeout: float = 30.0,
+        on_exit: Callable[[int | None], None] | None = None,
+    ) -> None:
+        """``on_exit(returncode)`` is called when the provider ends without :meth:`stop` (it
+        crashed, or someone killed it), so a long-running demo can say so."""
         self.config = config
+        self.on_exit = on_exit
+        self._stopping = False
         self.issuer = str(config.get("issuer") or f"http://{config['host']}:{config['port']}")
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
@@ -48,6 +59,7 @@ class DevProvider:
         )
         ready = threading.Event()
         lines: list[str] = []
+        ready_before_exit = [False]
 
         def watch() -> None:
             assert self._process is not None and self._process.stdout is not None
@@ -56,14 +68,19 @@ class DevProvider:
                 if "devprovider listening on" in line:
                     ready.set()
             ready.set()
+            process = self._process
+            if process is not None and not self._stopping and ready_before_exit[0] and self.on_exit is not None:
+                self.on_exit(process.wait())
 
         threading.Thread(target=watch, daemon=True).start()
         if not ready.wait(self.startup_timeout) or self._process.poll() is not None:
             self.stop()
             raise DevProviderError("The development provider did not start: " + "".join(lines[-5:]))
+        ready_before_exit[0] = True
         return self
 
     def stop(self) -> None:
+        self._stopping = True
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:

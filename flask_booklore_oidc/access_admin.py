@@ -60,8 +60,14 @@ def edit_group_mapping(row_id: int) -> ResponseReturnValue:
 
 @admin_only
 def delete_group_mapping(row_id: int) -> ResponseReturnValue:
-    if not ConfirmForm().validate_on_submit():
+    """Delete a row; the first post (without ``confirm=yes``) only asks, also without JavaScript."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
         return back_to_settings("group-mappings", groups="expired")
+    if form.confirm.data != "yes":
+        if row_id not in {row.id for row in load_rows(current_state().adapter.session)}:
+            return back_to_settings("group-mappings", groups="missing")
+        return settings_page(confirm_delete=row_id)
     removed = delete_mapping(current_state().adapter.session, row_id)
     if removed is not None:
         log.info("Group mapping for %r deleted.", removed.group)
@@ -78,8 +84,9 @@ def unlink_identity(identity_id: int) -> ResponseReturnValue:
     if linked is None:
         return back_to_settings("linked-identities", identities="missing")
     user = adapter.get_by_id(linked.user_id)
-    if user is not None and form.confirm.data != "yes" and identities.unlink_warning(adapter, current_settings(), user):
-        return settings_page(status=400, confirm_unlink=identity_id)
+    if form.confirm.data != "yes":  # ask first, louder when the user would be locked out
+        warned = user is not None and identities.unlink_warning(adapter, current_settings(), user)
+        return settings_page(status=400 if warned else 200, confirm_unlink=identity_id)
     identities.unlink_one(adapter, identity_id)
     log.info("Identity %s unlinked from %s.", linked.subject, linked.username or linked.user_id)
     return back_to_settings("linked-identities", identities="unlinked")

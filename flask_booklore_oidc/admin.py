@@ -14,13 +14,34 @@ from flask import current_app, jsonify, redirect, render_template, request, url_
 from flask.typing import ResponseReturnValue
 
 from . import checks, rules, sessions
+from .config import SECTIONS, fields_of
 from .forms import csrf_failed
-from .pages import FORM_EXPIRED, admin_only, refused_form_page, settings_form, settings_page, submitted, wants_json, who
-from .settings import SOURCE_DB
+from .pages import (
+    FORM_EXPIRED,
+    admin_only,
+    refused_form_page,
+    restored_form,
+    settings_form,
+    settings_page,
+    submitted,
+    wants_json,
+    who,
+)
+from .settings import SOURCE_DB, Settings
 from .state import current_settings, current_state, save_settings
 from .urls import external_url
 
 log = logging.getLogger(__name__)
+
+#: settings whose change makes a save with OIDC Login on run Test Connection first
+CHECKED_ON_SAVE = frozenset(
+    {f.name for section in SECTIONS if section.anchor == "provider" for f in fields_of(section)} - {"provider_name"}
+    | {"public_url"}
+)
+SAVE_ANYWAY = (
+    "Nothing was saved: with these values Test Connection fails (see its results), so readers could not "
+    "sign in while OIDC Login is on. Fix the failures, switch OIDC Login off, or save anyway."
+)
 
 
 @admin_only
@@ -30,6 +51,9 @@ def settings() -> ResponseReturnValue:
     saved = current_settings()
     form = settings_form(saved)
     if request.method == "GET":
+        restored = restored_form(saved) if request.args.get("restore") else None
+        if restored is not None:
+            return settings_page(restored[0], notice=restored[1])
         return settings_page(form)
     posted = submitted(form, saved)
     if posted is None:
@@ -46,6 +70,15 @@ def settings() -> ResponseReturnValue:
         for name, problem in problems.items():
             form[name].errors = [problem]
         return settings_page(form, status=400, merged=posted.merged)
+    if request.form.get("confirm") != "yes" and _may_break_sign_in(saved, posted.merged, posted.changes):
+        results = checks.run_checks(
+            posted.merged, state.transport, external_url(posted.merged, "booklore_oidc.callback")
+        )
+        if not checks.ok(results):
+            log.info("Save by %s held back: Test Connection fails on the new values.", who())
+            return settings_page(
+                form, status=409, merged=posted.merged, results=results, alert=SAVE_ANYWAY, confirm_save=True
+            )
     try:
         changed = save_settings(posted.changes, remove_secret=posted.remove_secret)
     except ValueError as exc:  # set by configuration since the page was loaded
@@ -54,6 +87,14 @@ def settings() -> ResponseReturnValue:
     log.info("OIDC settings saved by %s: %s.", who(), ", ".join(sorted(changed)) or "nothing changed")
     ended = sessions.settings_saved(state.adapter.session, current_settings(), changed)
     return redirect(url_for("booklore_oidc.settings", saved="1" if changed else "0", ended=ended or None))
+
+
+def _may_break_sign_in(saved: Settings, merged: Settings, changes: dict[str, object]) -> bool:
+    """Whether a save could leave OIDC Login on but unusable, so Test Connection runs first:
+    OIDC Login stays or goes on, and it is switched on now or a provider setting changes."""
+    if not merged.oidc_active:
+        return False
+    return not saved.oidc_active or bool(CHECKED_ON_SAVE & set(changes)) or "client_secret" in changes
 
 
 @admin_only

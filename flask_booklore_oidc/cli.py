@@ -19,7 +19,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine
 
-from . import checks, rules, sessions
+from . import activity, checks, rules, sessions
 from .adapter import UserAdapter
 from .config import FIELDS, FIELDS_BY_NAME, Field, field_named
 from .errors import OIDCError
@@ -298,6 +298,32 @@ def identities() -> None:
                 row.linked_at.strftime("%Y-%m-%d %H:%M"),
                 row.linked_by,
                 row.last_login_at.strftime("%Y-%m-%d %H:%M") if row.last_login_at else "never",
+            )
+        )
+    _table(table)
+
+
+@cli.command("activity")
+@click.option("--limit", default=activity.SHOWN, show_default=True, type=click.IntRange(1, activity.MAX_ROWS))
+@_with_request_context
+def show_activity(limit: int) -> None:
+    """List recent sign-in attempts (provider and local), newest first."""
+    rows = activity.recent(_adapter().session, limit)
+    if not rows:
+        click.echo("No sign-in attempts yet.")
+        return
+    table = [("TIME (UTC)", "RESULT", "RULE", "USER", "SUBJECT", "CLIENT", "REFERENCE", "DETAIL")]
+    for row in rows:
+        table.append(
+            (
+                row.at.strftime("%Y-%m-%d %H:%M:%S"),
+                row.result,
+                row.rule or "-",
+                row.username or "-",
+                row.subject or "-",
+                row.client_address or "-",
+                row.reference,
+                row.detail or "-",
             )
         )
     _table(table)

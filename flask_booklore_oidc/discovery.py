@@ -186,14 +186,17 @@ class ProviderCache:
         self._keys: dict[str, _Keys] = {}
         self._last_forced: dict[str, float] = {}
 
-    def metadata(self, settings: Settings) -> ProviderMetadata:
-        """The provider's metadata for the configured issuer, fetched at most once per TTL."""
+    def metadata(self, settings: Settings, *, max_age: float | None = None) -> ProviderMetadata:
+        """The provider's metadata for the configured issuer, fetched at most once per TTL, or
+        once per ``max_age`` seconds when that is shorter: the start of a sign-in uses it to
+        notice a provider that stopped before it sends the browser there."""
         issuer = settings.issuer_uri
         now = self._clock()
+        fresh_for = self._ttl if max_age is None else min(self._ttl, max_age)
         with self._lock:
             cached = self._metadata.get(issuer)
             failed = self._failed.get(issuer)
-        if cached is not None and now - cached[1] < self._ttl:
+        if cached is not None and now - cached[1] < fresh_for:
             return cached[0]
         if failed is not None and now - failed[1] < self._failure_ttl:
             error = failed[0]

@@ -42,9 +42,19 @@ ErrorCode = Literal[
 
 @dataclass(frozen=True)
 class ErrorInfo:
+    """What follows from an error code: the status, the technical ``title`` and ``advice`` (the
+    guide's troubleshooting, for admins and the log), and what a reader is told: ``reader``, what
+    to do, under ``reader_title`` (default: ``title``)."""
+
     status: int
     title: str
     advice: tuple[str, ...]
+    reader: str = ""
+    reader_title: str = ""
+
+    @property
+    def heading_for_readers(self) -> str:
+        return self.reader_title or self.title
 
 
 _REDIRECT_ADVICE = (
@@ -65,6 +75,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "Check DNS resolution: can this server resolve the provider's hostname?",
             "Check firewall rules between the two services.",
         ),
+        reader="The sign-in service cannot be reached. Try again in a few minutes; if it keeps happening, ask your administrator for help and quote the code and reference below.",
+        reader_title="Sign-in is not available right now",
     ),
     "issuer_mismatch": ErrorInfo(
         502,
@@ -74,6 +86,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "the OIDC settings shows the issuer the provider reports.",
             "A single trailing slash is tolerated; any other difference (http vs https, a path, a port) is not.",
         ),
+        reader="Sign-in is not set up correctly at the moment. Please ask your administrator for help and quote the code and reference below.",
+        reader_title="Sign-in is not available right now",
     ),
     "invalid_state": ErrorInfo(
         400,
@@ -83,6 +97,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "Sign-ins must be finished within 10 minutes, in the same browser that started "
             "them, and each one can be used only once.",
         ),
+        reader="Start the sign-in again from the login page, and finish it within 10 minutes in this browser.",
     ),
     "invalid_request": ErrorInfo(
         400,
@@ -97,6 +112,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
         400,
         "The provider did not sign you in",
         _REDIRECT_ADVICE,
+        reader="Try signing in again. If it keeps happening, ask your administrator for help and quote the code and reference below.",
     ),
     "invalid_client": ErrorInfo(
         502,
@@ -104,14 +120,21 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
         (
             "Double-check the Client ID: copy it fresh from the provider.",
             "Make sure the Issuer URI matches your provider's URL exactly.",
+            "Public or confidential: a Client Secret set here for a client the provider registered as "
+            "public (Pocket ID: Public Client on) is refused, because the client authentication method "
+            "differs. Remove the secret here, or make the client confidential at the provider.",
             "For a confidential client, re-enter the Client Secret; for a public client, leave "
             "it empty and switch Public Client on at the provider.",
         ),
+        reader="Sign-in is not set up correctly at the moment. Please ask your administrator for help and quote the code and reference below.",
+        reader_title="Sign-in is not available right now",
     ),
     "token_exchange_failed": ErrorInfo(
         502,
         "The provider refused to complete the sign-in",
         (*_REDIRECT_ADVICE, "Make sure the clocks of this server and the provider are correct."),
+        reader="Try signing in again. If it keeps happening, ask your administrator for help and quote the code and reference below.",
+        reader_title="Sign-in could not be completed",
     ),
     "invalid_token": ErrorInfo(
         401,
@@ -122,6 +145,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "clocks of this server and the provider are correct.",
             "If the provider recently changed its signing keys, try again in a minute.",
         ),
+        reader="Try signing in again in a minute. If it keeps happening, ask your administrator for help and quote the code and reference below.",
+        reader_title="Sign-in could not be completed",
     ),
     "access_denied_group": ErrorInfo(
         403,
@@ -130,6 +155,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "Only members of the allowed groups may sign in. Ask an administrator to add you to "
             "one of them at the provider.",
         ),
+        reader="Your account is not in a group that may use this app. If you should have access, ask your administrator for help and quote the code and reference below.",
     ),
     "user_not_provisioned": ErrorInfo(
         403,
@@ -139,6 +165,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "create a user here whose username exactly matches the provider's username "
             "(case-sensitive).",
         ),
+        reader="There is no account here for you yet. Please ask your administrator for help and quote the code and reference below.",
+        reader_title="You have no account here yet",
     ),
     "invalid_username": ErrorInfo(
         403,
@@ -160,6 +188,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "An administrator account is never linked automatically: an administrator links it "
             "to the provider's user (flask booklore-oidc link).",
         ),
+        reader="Your sign-in matches an account that is already in use. Please ask your administrator for help and quote the code and reference below.",
     ),
     "account_inactive": ErrorInfo(
         403,
@@ -168,11 +197,13 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "The provider signed you in, but this app does not let this account in: it may be "
             "disabled or waiting for approval. Ask an administrator to activate it.",
         ),
+        reader="Your account is disabled or waiting for approval. Please ask your administrator for help and quote the code and reference below.",
     ),
     "local_login_disabled": ErrorInfo(
         403,
         "Local sign-in is disabled",
         ("Use the sign-in button of your provider.",),
+        reader="Use the sign-in button on the login page.",
     ),
     "oidc_disabled": ErrorInfo(
         404,
@@ -181,6 +212,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "OIDC Login is switched off (or FORCE_DISABLE_OIDC is set), or the provider is not "
             "configured yet. Sign in with your username and password.",
         ),
+        reader="Sign in with your username and password on the login page.",
     ),
 }
 
@@ -191,8 +223,15 @@ class OIDCError(HTTPException):
     >>> raise OIDCError("user_not_provisioned", "No account for 'alice'.")
     """
 
+    #: who was signing in, when known (for the activity list; set by the sign-in service)
+    username: str = ""
+    subject: str = ""
+    #: the activity list's reference of this failure, once the error page recorded it
+    reference: str = ""
+
     def __init__(self, error_code: ErrorCode, detail: str = "") -> None:
         info = ERRORS[error_code]
+        self.info = info
         self.error_code = error_code
         self.code = info.status
         self.title = info.title

@@ -124,6 +124,7 @@ class SignInFlow:
         next_url: str = "",
         purpose: str = "login",
         login_hint: str | None = None,
+        prompt: str | None = None,
         settings_override: str | None = None,
         purge_expired: bool = True,
     ) -> str:
@@ -131,7 +132,9 @@ class SignInFlow:
 
         ``settings_override`` is kept with the transaction, opaque (the settings page's test
         sign-in stores its unsaved settings there, encrypted). ``purge_expired`` deletes the
-        expired transactions first; the caller decides how often that is worth a statement."""
+        expired transactions first; the caller decides how often that is worth a statement.
+        ``prompt="login"`` asks the provider to sign in afresh (with ``max_age=0``), so someone
+        else can sign in there: the settings page's "Sign in as another user"."""
         metadata = self.cache.metadata(self.settings)
         state = secrets.token_urlsafe(32)  # 256 bits
         nonce = secrets.token_urlsafe(32)
@@ -173,6 +176,10 @@ class SignInFlow:
         ]
         if login_hint:
             params.append(("login_hint", login_hint))
+        if prompt:
+            params.append(("prompt", prompt))
+            if prompt == "login":
+                params.append(("max_age", "0"))
         return str(add_params_to_uri(metadata.authorization_endpoint, params))
 
     # -- step 3 --------------------------------------------------------------------------------
@@ -318,11 +325,29 @@ class SignInFlow:
             )
         error = body.get("error")
         if error == "invalid_client" or (response.status_code == 401 and error is None):
-            raise OIDCError("invalid_client", "The provider rejected the client credentials (invalid_client).")
+            raise OIDCError("invalid_client", self._client_refused("invalid_client", method))
+        if error == "unauthorized_client" and not self.settings.is_public_client:
+            raise OIDCError("invalid_client", self._client_refused("unauthorized_client", method))
         if error or response.status_code != 200:
             said = error_code(error) or f"HTTP {response.status_code}"
             raise OIDCError("token_exchange_failed", f"The token endpoint answered {said}" + self._description(body))
         return body
+
+    def _client_refused(self, error: str, method: str) -> str:
+        """Why the token endpoint refused the client, naming the likely cause: with a secret,
+        a client the provider registered as public (no secret) refuses any secret."""
+        if self.settings.is_public_client:
+            return (
+                f"The provider rejected the client credentials ({error}): this app sends no secret (a public "
+                "client), and the provider expects one. Switch Public Client on at the provider, or enter the "
+                "Client Secret here; also copy the Client ID fresh."
+            )
+        return (
+            f"The provider rejected the client credentials ({error}): the Client ID or Client Secret is wrong, "
+            f"or the client authentication method does not match: this app sends a secret ({method}), and a "
+            "client the provider registered as public (no secret) refuses any secret. For a public client, "
+            "remove the Client Secret here; for a confidential one, copy both fresh from the provider."
+        )
 
     def _description(self, answer: Mapping[str, Any]) -> str:
         """``: <error_description>`` of a provider's error answer (or ``.``), fit to show and log:

@@ -194,3 +194,25 @@ class Throttle(Base):
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_failure: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Activity(Base):
+    """One sign-in attempt, through the provider or local (SPEC §9 "Recent sign-in activity"),
+    for admins who troubleshoot without the server log. Bounded by :mod:`.activity`; holds no
+    tokens and no claims beyond the username and subject."""
+
+    __tablename__ = "booklore_oidc_activity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
+    #: ``signed_in``, or an error code (``user_not_provisioned``, ``invalid_credentials``, …)
+    result: Mapped[str] = mapped_column(String(40), nullable=False)
+    #: the §6 rule that picked the user (``identity``, ``username``, …), ``local``, or ""
+    rule: Mapped[str] = mapped_column(String(20), nullable=False, default="")
+    username: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    subject: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    client_address: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    #: what went wrong, as the log says it (our message, provider text already scrubbed; SPEC §10)
+    detail: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    #: the short id a reader's error page shows, to quote to an administrator
+    reference: Mapped[str] = mapped_column(String(16), nullable=False, index=True)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import jsonify, redirect, request, url_for
+from flask import jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from . import checks, identities, rules
+from . import activity, checks, identities, rules
 from .config import FIELDS_BY_NAME, SECTIONS, fields_of
 from .flow import requested_scopes
 from .forms import ConfirmForm, GroupMappingForm, SettingsForm, csrf_failed, select_choices
@@ -27,6 +27,12 @@ from .urls import external_url
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+#: session key: the unsaved values of the last test sign-in, without the secret, to put back
+#: on the settings page afterwards (``/settings/oidc?restore=1``)
+RESTORE_KEY = "_booklore_oidc_restore"
+RESTORED = "Your unsaved values are back on the page; nothing was saved."
+RESTORED_NO_SECRET = RESTORED + " The Client Secret you typed is never kept: type it again before saving."
 
 FORM_EXPIRED = "The form expired (its security token is missing or too old); reload the page and try again."
 
@@ -88,6 +94,8 @@ class ReferenceValue:
     label: str
     value: str
     help: str
+    #: whether the page offers a Copy button (not for constants such as S256)
+    copy: bool = True
 
 
 def reference_values(settings: Settings) -> list[ReferenceValue]:
@@ -121,7 +129,8 @@ def reference_values(settings: Settings) -> list[ReferenceValue]:
             "launch_url",
             "Client Launch URL",
             external_url(settings, "booklore_oidc.start"),
-            "Starts a sign-in from the provider's app dashboard.",
+            "Starts a sign-in from the provider's app dashboard. The guide suggests the app's root (/); "
+            "both work, this one starts the sign-in at once instead of showing the login page first.",
         ),
         ReferenceValue(
             "backchannel_logout_uri",
@@ -136,23 +145,58 @@ def reference_values(settings: Settings) -> list[ReferenceValue]:
             "The provider's logout page loads it to end sessions here; switch on its session id (sid) option.",
         ),
         ReferenceValue("scopes", "Scopes", scopes, scopes_help),
-        ReferenceValue("pkce", "PKCE", "S256", "Always used; never plain."),
-        ReferenceValue("grant_type", "Grant type", "Authorization Code", "response_type=code."),
-        ReferenceValue("client_type", "Client type", client_type, client_help),
+        ReferenceValue("pkce", "PKCE", "S256", "Always used; never plain.", copy=False),
+        ReferenceValue("grant_type", "Grant type", "Authorization Code", "response_type=code.", copy=False),
+        ReferenceValue("client_type", "Client type", client_type, client_help, copy=False),
     ]
 
 
 # -- the settings form ----------------------------------------------------------------------------
 
 
-def settings_form(saved: Settings) -> Any:
-    """The settings form over ``saved``, with the adapter's catalogue (and the posted values)."""
+def settings_form(saved: Settings, **kwargs: Any) -> Any:
+    """The settings form over ``saved``, with the adapter's catalogue and the posted values
+    (``formdata=None``: the saved values only, for a page redrawn after another form's post)."""
     adapter = current_state().adapter
     return SettingsForm(
+        **kwargs,
         settings=saved,
         permission_choices=adapter.permission_choices(),
         library_choices=adapter.library_choices(),
     )
+
+
+def keep_for_restore(changes: dict[str, Any], remove_secret: bool) -> None:
+    """Remember unsaved values (never the secret) so :func:`restored_form` can put them back."""
+    session[RESTORE_KEY] = {
+        "changes": {name: value for name, value in changes.items() if name != "client_secret"},
+        "remove_secret": remove_secret,
+        "had_secret": "client_secret" in changes,
+    }
+
+
+def restored_form(saved: Settings) -> tuple[Any, str] | None:
+    """The settings form with the values kept by :func:`keep_for_restore`, and a notice; ``None``
+    when there are none (or they no longer apply)."""
+    kept = session.get(RESTORE_KEY)
+    if not isinstance(kept, dict) or not isinstance(kept.get("changes"), dict):
+        return None
+    changes = {name: value for name, value in kept["changes"].items() if name in FIELDS_BY_NAME}
+    changes = {name: value for name, value in changes.items() if not saved.locked(name)}
+    try:
+        merged = saved.with_changes(changes)
+    except (TypeError, ValueError):
+        return None
+    adapter = current_state().adapter
+    form = SettingsForm(
+        formdata=None,
+        settings=merged,
+        permission_choices=adapter.permission_choices(),
+        library_choices=adapter.library_choices(),
+    )
+    if kept.get("remove_secret"):
+        form.remove_secret.data = True
+    return form, RESTORED_NO_SECRET if kept.get("had_secret") else RESTORED
 
 
 @dataclass(frozen=True)
@@ -197,7 +241,10 @@ def group_form(row: MappingRow | None = None, **kwargs: Any) -> GroupMappingForm
 
 
 def _access_context(
-    settings: Settings, editing: tuple[int | None, GroupMappingForm] | None, confirm_unlink: int | None
+    settings: Settings,
+    editing: tuple[int | None, GroupMappingForm] | None,
+    confirm_unlink: int | None,
+    confirm_delete: int | None = None,
 ) -> dict[str, Any]:
     adapter = current_state().adapter
     rows = load_rows(adapter.session)
@@ -225,7 +272,9 @@ def _access_context(
         "linked_identities": linked,
         "unlink_warnings": warnings,
         "confirm_unlink": confirm_unlink,
+        "confirm_delete": confirm_delete,
         "confirm_form": ConfirmForm(),
+        "activity": activity.recent(adapter.session),
     }
 
 
@@ -241,12 +290,18 @@ def settings_page(
     alert: str | None = None,
     editing: tuple[int | None, GroupMappingForm] | None = None,
     confirm_unlink: int | None = None,
+    confirm_delete: int | None = None,
+    confirm_save: bool = False,
+    notice: str | None = None,
 ) -> tuple[str, int]:
     """The settings page: ``form`` (default: the saved values), Test Connection ``results``,
-    an ``alert``, a group mapping form being ``edit``ed again, an unlink to confirm."""
+    an ``alert``, a group mapping form being ``edit``ed again, an unlink or a delete to confirm,
+    a save to confirm (``confirm_save``: Test Connection failed on the values to save)."""
     saved = current_settings()
     if form is None:
-        form = settings_form(saved)
+        # Not from this request's form: that is a group row's or a confirmation's, and would
+        # turn every switch of the settings form off.
+        form = settings_form(saved, formdata=None)
     sections = [
         (section.anchor, section.heading, section.intro, tuple(f.name for f in fields_of(section)))
         for section in SECTIONS
@@ -254,7 +309,8 @@ def settings_page(
     return (
         render_page(
             "booklore_oidc/settings.html",
-            **_access_context(saved, editing, confirm_unlink),
+            **_access_context(saved, editing, confirm_unlink, confirm_delete),
+            confirm_save=confirm_save,
             settings_form=form,
             settings=saved,
             sections=sections,
@@ -263,6 +319,7 @@ def settings_page(
             check_results=results,
             checks_ok=checks.ok(results) if results is not None else None,
             alert=alert,
+            notice=notice,
             saved=request.args.get("saved"),
         ),
         status,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import redirect, request
+from flask import redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Row
 
@@ -22,9 +22,19 @@ from . import rules, sessions
 from .adapter import Access, UserAdapter
 from .claims import Identity, resolve_claim
 from .errors import ERRORS, OIDCError
-from .flow import Completed
+from .flow import Completed, digest
 from .mapping import MappingRow, load_rows
-from .pages import admin_only, refusal, refused_form_page, settings_form, settings_page, submitted, who
+from .pages import (
+    RESTORE_KEY,
+    admin_only,
+    keep_for_restore,
+    refusal,
+    refused_form_page,
+    settings_form,
+    settings_page,
+    submitted,
+    who,
+)
 from .provisioning import Decision, Resolver, Rule
 from .secretbox import InvalidToken
 from .settings import Settings
@@ -36,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: the purpose of a test sign-in's transaction
 PREVIEW = "preview"
+#: session key: a hash of the ``state`` of the test sign-in whose report was shown last, so a
+#: reload of the report says so instead of ``invalid_state``
+SHOWN_KEY = "_booklore_oidc_preview_shown"
 
 
 # -- test sign-in ----------------------------------------------------------------------------------
@@ -50,6 +63,7 @@ def preview() -> ResponseReturnValue:
     form = settings_form(saved)
     override: str | None = None
     merged = saved
+    session.pop(RESTORE_KEY, None)
     if request.method == "POST":
         posted = submitted(form, saved)
         if posted is None:
@@ -57,6 +71,7 @@ def preview() -> ResponseReturnValue:
         merged = posted.merged
         if posted.secret_withheld:
             return settings_page(form, status=409, merged=merged, alert=rules.SECRET_STAYS_HOME)
+        keep_for_restore(posted.changes, posted.remove_secret)
         # The unsaved values travel with the transaction, encrypted: they may hold a secret.
         override = state.box.seal(json.dumps({"changes": posted.changes, "remove_secret": posted.remove_secret}))
     problem = rules.preview_problem(merged)
@@ -68,6 +83,8 @@ def preview() -> ResponseReturnValue:
             browser_key=sessions.browser_key(),
             purpose=PREVIEW,
             settings_override=override,
+            # "Test sign-in as another user": the provider asks who signs in, even if signed in there.
+            prompt="login" if request.values.get("another_user") else None,
         )
     except OIDCError as error:
         return settings_page(
@@ -87,6 +104,7 @@ def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
     refused = refusal()
     if refused is not None:
         return refused
+    session[SHOWN_KEY] = digest(request.args.get("state") or "")
     state = current_state()
     merged = saved = current_settings()
     sealed = transaction.settings_override
@@ -95,17 +113,47 @@ def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
             override = json.loads(state.box.open(sealed))
         except InvalidToken:
             error = OIDCError("invalid_state", "The test sign-in's settings cannot be read; start it again.")
-            return render_page("booklore_oidc/preview.html", preview=None, error=error), 400
+            return _report(None, error), 400
         merged, _ = rules.for_unsaved(saved, override["changes"], remove_secret=bool(override["remove_secret"]))
     try:
         completed = flow_for(state, merged).complete(request.args, transaction=transaction)
     except OIDCError as error:
         log.info("Test sign-in by %s failed: %s", who(), error)
-        return render_page("booklore_oidc/preview.html", preview=None, error=error), error.code or 500
+        return _report(None, error), error.code or 500
     report = build_preview(state.adapter, merged, completed, load_rows(state.adapter.session), state.hooks.group_mapper)
     state.adapter.session.rollback()  # deciding only reads; make sure nothing lingers
     log.info("Test sign-in by %s: rule %s.", who(), report.decision.rule)
-    return render_page("booklore_oidc/preview.html", preview=report, error=None)
+    return _report(report, None)
+
+
+def _report(report: PreviewReport | None, error: OIDCError | None, *, already_shown: bool = False) -> str:
+    adapter = current_state().adapter
+    kept = session.get(RESTORE_KEY)
+    return render_page(
+        "booklore_oidc/preview.html",
+        preview=report,
+        error=error,
+        already_shown=already_shown,
+        back_url=url_for("booklore_oidc.settings", restore="1") if kept else url_for("booklore_oidc.settings"),
+        restored_note="The settings page will show the unsaved values you tested." if kept else None,
+        permission_labels=dict(adapter.permission_choices()),
+        library_labels=dict(adapter.library_choices()),
+    )
+
+
+def was_shown() -> bool:
+    """Whether the callback being reloaded is that of the test sign-in whose report this
+    browser was shown last (its transaction is gone, so it would be ``invalid_state``)."""
+    shown = session.get(SHOWN_KEY)
+    return bool(shown) and shown == digest(request.args.get("state") or "")
+
+
+def shown_again() -> ResponseReturnValue:
+    """The answer to a reload of a test sign-in's report: it was shown; start a new one."""
+    refused = refusal()
+    if refused is not None:
+        return refused
+    return _report(None, None, already_shown=True), 200
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 
-from . import linking, sessions, signals, throttle
+from . import activity, linking, sessions, signals, throttle
 from .adapter import Access, UserAdapter
 from .claims import Identity
 from .errors import OIDCError
@@ -116,24 +116,37 @@ def sign_in_with_provider(
 
     # Group rows are read only when group sync or a group mapper hook will use them.
     wants_rows = settings.group_sync != "disabled" or state.hooks.group_mapper is not None
-    resolution = Resolver(
-        adapter,
-        settings,
-        mapping_rows=load_rows(adapter.session) if wants_rows else (),
-        provisioner=state.hooks.provisioner,
-        group_mapper=state.hooks.group_mapper,
-    ).resolve(identity, also=also, proven=proven)
+    try:
+        resolution = Resolver(
+            adapter,
+            settings,
+            mapping_rows=load_rows(adapter.session) if wants_rows else (),
+            provisioner=state.hooks.provisioner,
+            group_mapper=state.hooks.group_mapper,
+        ).resolve(identity, also=also, proven=proven)
 
-    if resolution.rule == Rule.NEEDS_PROOF:
-        assert resolution.link_by is not None
-        _store_pending_link(state, login, resolution.user, resolution.link_by)
-        return ProofNeeded(resolution.user, resolution.link_by)
+        if resolution.rule == Rule.NEEDS_PROOF:
+            assert resolution.link_by is not None
+            _store_pending_link(state, login, resolution.user, resolution.link_by)
+            return ProofNeeded(resolution.user, resolution.link_by)
 
-    sessions.rotate()
-    if not adapter.login_user(resolution.user):
-        raise OIDCError("account_inactive", f"The account {adapter.get_username(resolution.user)!r} was refused.")
+        sessions.rotate()
+        if not adapter.login_user(resolution.user):
+            raise OIDCError("account_inactive", f"The account {adapter.get_username(resolution.user)!r} was refused.")
+    except OIDCError as error:
+        # For the activity list, written by the error page: who it was.
+        error.username, error.subject = identity.username or "", identity.subject
+        raise
     sessions.attach(record[0])
 
+    activity.record(
+        adapter.session,
+        activity.SIGNED_IN,
+        rule=str(resolution.rule),
+        username=adapter.get_username(resolution.user),
+        subject=identity.subject,
+        client_address=request.remote_addr,
+    )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if resolution.rule == Rule.PROVISIONED:
         signals.user_provisioned.send(app, user=resolution.user, identity=identity)
@@ -328,4 +341,12 @@ def sign_in_locally(state: AppState, settings: Settings, user: Any) -> bool:
     if not state.adapter.login_user(user):
         return False
     sessions.start_session(state, settings, user)
+    note_local_attempt(state, activity.SIGNED_IN, state.adapter.get_username(user))
     return True
+
+
+def note_local_attempt(state: AppState, result: str, username: str) -> str:
+    """Put a local sign-in attempt on the activity list; returns its reference."""
+    return activity.record(
+        state.adapter.session, result, rule="local", username=username, client_address=request.remote_addr
+    )

@@ -23,11 +23,12 @@ from markupsafe import Markup
 from sqlalchemy import Row
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from . import gate, sessions, signals
+from . import activity, gate, sessions, signals
 from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
 from .forms import LinkForm, LoginForm, LogoutForm, csrf_failed
 from .migrate import SchemaError
+from .pages import may_open_settings
 from .settings import Settings
 from .signin import (
     LocalOutcome,
@@ -37,6 +38,7 @@ from .signin import (
     check_local_sign_in,
     finish_link,
     flow_for,
+    note_local_attempt,
     pending_account,
     sign_in_locally,
     sign_in_with_provider,
@@ -48,6 +50,11 @@ from .urls import external_url, safe_next
 log = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: the start of a sign-in checks discovery when the cached copy is older than this (seconds): a
+#: provider that stopped ends on our provider_unreachable page within a minute, not on the
+#: browser's "cannot connect" page; it costs at most one request per minute and process
+RECHECK_PROVIDER_AFTER = 60
 
 
 def index() -> str:
@@ -111,8 +118,22 @@ def protect_response(response: Response) -> Response:
 
 
 def render_error(error: OIDCError) -> ResponseReturnValue:
-    """The one error page of our routes (a host's ``@app.errorhandler(OIDCError)`` wins)."""
-    log.warning("Sign-in failed: %s", error)
+    """The one error page of our routes (a host's ``@app.errorhandler(OIDCError)`` wins).
+
+    The failure goes on the activity list (its reference is ``error.reference``). Readers (and
+    anonymous visitors) get the short version: what to do, the code and the reference; whoever
+    may open the settings page gets the technical detail and the guide's advice."""
+    session_ = current_state().adapter.session
+    session_.rollback()  # nothing half-written: the activity row must not commit a failed step
+    error.reference = activity.record(
+        session_,
+        error.error_code,
+        username=error.username,
+        subject=error.subject,
+        client_address=request.remote_addr,
+        detail=error.detail,
+    )
+    log.warning("Sign-in failed (reference %s): %s", error.reference, error)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     signals.login_failed.send(app, code=error.error_code, detail=error.detail)
     # Shown again by the loop breaker, should the reader end up going round in circles.
@@ -125,7 +146,8 @@ def render_error(error: OIDCError) -> ResponseReturnValue:
     # error can never turn into a loop.
     login = login_endpoint()
     back = url_for(login, local="true") if settings.only_mode_active else url_for(login, error=error.error_code)
-    return render_page("booklore_oidc/error.html", error=error, back_url=back), error.code or 500
+    technical = current_user.is_authenticated and may_open_settings(current_user._get_current_object())
+    return render_page("booklore_oidc/error.html", error=error, back_url=back, technical=technical), error.code or 500
 
 
 def _host_error_handler(error: OIDCError) -> Any:
@@ -179,6 +201,10 @@ def login() -> ResponseReturnValue:
         return _back_from_provider_logout()
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next"), index()))
+    if request.args.get("logged_out") == "1" and "state" in request.args:
+        # The provider's way back after its sign-out carries our throwaway ``state``: drop it
+        # from the address bar (and from bookmarks).
+        return redirect(url_for("booklore_oidc.login", logged_out="1"))
     form = LoginForm(next=safe_next(request.args.get("next"), ""))
     target = gate.automatic_redirect(settings, request.args, form.next.data or "")
     if target is not None:
@@ -228,6 +254,7 @@ def login_post() -> ResponseReturnValue:
         # admin or not, and whether the password was right: a fresh form, not one that echoes
         # the username, and nothing that depends on the user.
         log.info("Local sign-in refused in OIDC-only mode.")
+        note_local_attempt(state, "local_login_disabled", form.username.data or "")
         signals.login_failed.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             code="local_login_disabled",
@@ -243,6 +270,7 @@ def login_post() -> ResponseReturnValue:
             ),
         )
     if outcome == LocalOutcome.INVALID:
+        note_local_attempt(state, activity.INVALID_CREDENTIALS, form.username.data or "")
         return _login_page(form, status=401, message="Invalid username or password.", local=True)
     if not sign_in_locally(state, settings, user):
         raise OIDCError("account_inactive", "This account may not sign in.")
@@ -270,6 +298,7 @@ def start() -> ResponseReturnValue:
     params = request.values
     state = current_state()
     flow = flow_for(state, settings)
+    flow.cache.metadata(settings, max_age=RECHECK_PROVIDER_AFTER)  # provider_unreachable when it stopped
     iss = params.get("iss")
     if iss is not None:
         issuer = flow.cache.metadata(settings).issuer
@@ -358,7 +387,7 @@ _NO_PENDING_LINK = (
 
 
 def _link_page(form: LinkForm, username: str, *, status: int = 200, message: str | None = None) -> tuple[str, int]:
-    return render_template("booklore_oidc/link.html", link_form=form, username=username, message=message), status
+    return render_page("booklore_oidc/link.html", link_form=form, username=username, message=message), status
 
 
 def link_account() -> ResponseReturnValue:
@@ -421,13 +450,26 @@ def logout() -> ResponseReturnValue:
     provider has no end-session endpoint.
     """
     form = LogoutForm()
+    cancel = _came_from()
     if request.method == "GET":
-        return render_page("booklore_oidc/logout.html", logout_form=form)
+        return render_page("booklore_oidc/logout.html", logout_form=form, cancel_url=cancel)
     if not form.validate_on_submit():
         return render_page(
-            "booklore_oidc/logout.html", logout_form=form, message="The sign-out form expired; please try again."
+            "booklore_oidc/logout.html",
+            logout_form=form,
+            cancel_url=cancel,
+            message="The sign-out form expired; please try again.",
         ), 400
     return redirect(sign_out())
+
+
+def _came_from() -> str:
+    """Where Cancel on the sign-out page goes: the page the reader came from, when it is on this
+    site (and not the sign-out page itself), else the index."""
+    parts = urlsplit(request.referrer or "")
+    if parts.netloc != request.host or parts.path == request.path:
+        return index()
+    return safe_next(urlunsplit(("", "", parts.path or "/", parts.query, "")), index())
 
 
 def sign_out() -> str:

@@ -128,3 +128,19 @@ def identity_count(app: Flask) -> int:
 
     with app.app_context():
         return db.session.query(Identity).count()
+
+
+def refusal_detail(app: Flask, text: str) -> str:
+    """The technical detail of the refusal a reader's error page ``text`` shows: the reader sees
+    only its reference (SPEC §10); the detail is on the activity list, under that reference."""
+    import re
+
+    from flask_booklore_oidc import activity
+
+    match = re.search(r"Reference: (?:<code>)?([A-Z0-9]{8})", text)
+    assert match, text
+    with app.app_context():
+        found = activity.find(db.session, match.group(1))
+    assert found is not None
+    assert not found.detail or found.detail not in text, "the detail never reaches readers"
+    return found.detail

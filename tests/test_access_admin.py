@@ -63,7 +63,10 @@ def test_admin_edits_and_deletes_a_row(app, admin):
     })
     assert edit.status_code == 302
     assert rows(app) == [("writers", "", False, [], ["1"])]
-    deleted = admin.post(f"/settings/oidc/groups/{row_id}/delete", data={"csrf_token": token(admin)})
+    asked = admin.post(f"/settings/oidc/groups/{row_id}/delete", data={"csrf_token": token(admin)})
+    assert asked.status_code == 200 and "Delete the row for writers?" in asked.get_data(as_text=True)
+    assert len(rows(app)) == 1
+    deleted = admin.post(f"/settings/oidc/groups/{row_id}/delete", data={"csrf_token": token(admin), "confirm": "yes"})
     assert deleted.status_code == 302 and rows(app) == []
 
 
@@ -89,8 +92,14 @@ def test_linked_identities_are_listed_and_unlinked(app, admin, op):
         from flask_booklore_oidc.models import Identity
 
         identity_id = db.session.scalar(select(Identity.id))
-    response = admin.post(f"/settings/oidc/identities/{identity_id}/unlink", data={"csrf_token": token(admin)})
+    asked = admin.post(f"/settings/oidc/identities/{identity_id}/unlink", data={"csrf_token": token(admin)})
+    assert asked.status_code == 200 and identity_count(app) == 1
+    assert "identity? They can no longer sign in" in asked.get_data(as_text=True)
+    response = admin.post(f"/settings/oidc/identities/{identity_id}/unlink",
+                          data={"csrf_token": token(admin), "confirm": "yes"})
     assert response.status_code == 302 and identity_count(app) == 0
+    after = admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert "No linked identities." in after and "nobody has signed in" not in after
 
 
 def test_unlinking_a_user_with_no_other_way_in_asks_first(app, admin, op):
@@ -107,3 +116,14 @@ def test_unlinking_a_user_with_no_other_way_in_asks_first(app, admin, op):
     confirmed = admin.post(f"/settings/oidc/identities/{identity_id}/unlink",
                            data={"csrf_token": token(admin), "confirm": "yes"})
     assert confirmed.status_code == 302 and identity_count(app) == 0
+
+
+def test_a_page_redrawn_after_a_group_row_post_keeps_the_settings_switches(app, admin):
+    from settings_helpers import read_form
+
+    configure(app, auto_provision=True)
+    refused = admin.post("/settings/oidc/groups", data={"group-new-csrf_token": token(admin), "group-new-group_value": ""})
+    assert refused.status_code == 400
+    form = read_form(refused.get_data(as_text=True))
+    assert form.get("enabled") == "y" and form.get("auto_provision") == "y"
+    assert form.get("client_id") == "booklore-test"

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
-from helpers import CLIENT_ID, SECRET, add_user, configure, me, sql_statements
+from helpers import CLIENT_ID, SECRET, add_user, configure, me, refusal_detail, sql_statements
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
@@ -361,5 +361,5 @@ def test_a_session_id_longer_than_the_column_is_refused_as_an_invalid_token(app,
     op.id_token_claims_update = {"sid": "z" * 300}
     response = signin()
     assert response.status_code == 401
-    assert "sid claim is longer than 255" in response.get_data(as_text=True)
+    assert "sid claim is longer than 255" in refusal_detail(app, response.get_data(as_text=True))
     assert me(client) is None

@@ -49,14 +49,15 @@ def test_oidc_only_mode_sends_the_reader_straight_to_the_provider(page, live_app
     admin.close()
 
 
-def test_a_user_who_is_not_provisioned_sees_the_error_page_with_its_advice(page, live_app, configured):
+def test_a_user_who_is_not_provisioned_sees_the_readers_error_page(page, live_app, configured):
     live_app.configure(auto_provision=False)
     page.goto(live_app.url + "/login")
     page.click("text=Sign in with Pocket ID")
     provider_login(page, "stranger", "stranger")
     page.wait_for_selector("h1")
-    assert page.locator("h1").inner_text() == "User not provisioned"
-    assert "create a user here whose username exactly matches" in page.content()
+    assert page.locator("h1").inner_text() == "You have no account here yet"
+    assert "There is no account here for you yet" in page.content()
+    assert "create a user here whose username exactly matches" not in page.content()  # the admins' advice
     screenshot(page, "error-user-not-provisioned.png")
     page.click("text=Back to sign-in")
     assert page.url.startswith(live_app.url + "/login")

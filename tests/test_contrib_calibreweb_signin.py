@@ -169,7 +169,7 @@ def test_oidc_only_mode_refuses_a_non_admins_local_password_before_calibre_web_s
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     refused = client.post("/login", data={"username": "carol", "password": "carols", "csrf_token": token})
     assert refused.status_code == 403
-    assert "administrators only" in refused.get_data(as_text=True)
+    assert "local_login_disabled" in refused.get_data(as_text=True)
     assert _me(client) is None
 
 

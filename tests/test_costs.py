@@ -203,20 +203,28 @@ def test_warm_signin_makes_two_outbound_requests_when_userinfo_is_needed(app, cl
 
 
 def test_discovery_and_jwks_are_fetched_once_per_ttl(app, client, op, signin, clock):
+    """Keys once per TTL; discovery once per TTL, except that the start of a sign-in checks it
+    once a minute (views.RECHECK_PROVIDER_AFTER), to notice a provider that stopped."""
+    from flask_booklore_oidc.views import RECHECK_PROVIDER_AFTER
+
     ttl = float(app.config["BOOKLORE_OIDC_DISCOVERY_TTL"])
     for _ in range(3):
         sign_in_alice(app, client, signin)
     assert (op.calls["discovery"], op.calls["jwks"]) == (1, 1)
 
-    clock.now += ttl - 1
+    clock.now += RECHECK_PROVIDER_AFTER - 1
     sign_in_alice(app, client, signin)
     assert (op.calls["discovery"], op.calls["jwks"]) == (1, 1)
 
-    clock.now += 2  # the cached document and keys are now older than the TTL
+    clock.now += 2  # the start of a sign-in checks discovery again; the keys stay cached
+    sign_in_alice(app, client, signin)
+    assert (op.calls["discovery"], op.calls["jwks"]) == (2, 1)
+
+    clock.now += ttl  # the cached document and keys are now older than the TTL
     sign_in_alice(app, client, signin)
     sign_in_alice(app, client, signin)
-    assert (op.calls["discovery"], op.calls["jwks"]) == (2, 2)
-    assert op.calls["token"] == 6
+    assert (op.calls["discovery"], op.calls["jwks"]) == (3, 2)
+    assert op.calls["token"] == 7
 
 
 def test_a_hundred_signins_with_unknown_key_ids_cause_bounded_jwks_fetches(app, client, op, signin, clock):

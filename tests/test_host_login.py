@@ -102,7 +102,7 @@ def test_only_mode_refuses_a_non_admin_at_the_hosts_login_before_the_host_sees_i
     for name, password in (("reader", "right"), ("reader", "wrong"), ("nobody", "x"), ("root", "wrong")):
         response = client.post("/login?local=true", data={"login": name, "secret": password})
         assert response.status_code == 403
-        assert "administrators only" in response.get_data(as_text=True)
+        assert "local_login_disabled" in response.get_data(as_text=True)
     assert host.config["HOST_LOGINS"] == []
     admin = client.post("/login?local=true", data={"login": "root", "secret": "pw"})
     assert admin.status_code == 302 and host.config["HOST_LOGINS"] == ["root"]

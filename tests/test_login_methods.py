@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from helpers import CLIENT_ID, add_user, configure, local_path, me
+from helpers import CLIENT_ID, add_user, configure, local_path, me, refusal_detail
 from sqlalchemy import select
 
 from example_app.models import db
@@ -294,7 +294,7 @@ def test_launch_url_with_a_foreign_issuer_is_refused_as_the_callers_error_withou
     )
     assert response.status_code == 400
     page = text(response)
-    assert "invalid_request" in page and "names another issuer" in page
+    assert "invalid_request" in page and "names another issuer" in refusal_detail(app, page)
     assert "call +1 555 0100" not in page
     assert op.calls["authorize"] == 0
     with app.app_context():
@@ -346,3 +346,15 @@ def test_an_incomplete_local_form_is_refused_plainly_when_the_app_turns_csrf_off
     response = client.post("/login", data={"username": "alice", "password": ""})
     assert response.status_code == 400
     assert b'name="password"' in response.data
+
+
+def test_oidc_only_mode_with_a_stopped_provider_ends_on_our_page_not_the_browsers(app, client, op, monkeypatch):
+    from flask_booklore_oidc import views
+
+    configure(app, only_mode=True)
+    assert client.get("/login").status_code == 302  # discovery is warm now
+    op.discovery_status = 503  # the provider stopped
+    monkeypatch.setattr(views, "RECHECK_PROVIDER_AFTER", 0)
+    response = client.get("/login/oidc")
+    assert response.status_code == 502 and b"provider_unreachable" in response.data
+    assert b"Sign-in is not available right now" in response.data

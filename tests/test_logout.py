@@ -143,3 +143,20 @@ def test_a_copy_of_the_signed_out_cookie_is_signed_out_too(client, signin):
     assert me(client) is None
     client.set_cookie("session", old_cookie)
     assert me(client) is None
+
+
+def test_the_way_back_from_the_providers_sign_out_drops_state_from_the_address(client):
+    response = client.get("/login?logged_out=1&state=abc123")
+    assert response.status_code == 302 and response.headers["Location"] == "/login?logged_out=1"
+
+
+def test_the_sign_out_page_has_cancel_for_the_signed_in(app, client, signin):
+    signin()
+    page = client.get("/logout", headers={"Referer": "http://localhost/account"}).get_data(as_text=True)
+    assert '<a href="/account">Cancel</a>' in page and "Sign out?" in page
+
+
+def test_the_sign_out_page_tells_a_signed_out_visitor_so(client):
+    page = client.get("/logout").get_data(as_text=True)
+    assert "You are signed out" in page and 'href="/login"' in page
+    assert "<button" not in page

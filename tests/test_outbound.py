@@ -275,3 +275,18 @@ def test_a_foreign_issuer_that_is_not_a_plain_address_is_not_quoted(server, tran
         cache.metadata(Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT))
     assert refused.value.error_code == "issuer_mismatch"
     assert "INTERNAL-ADMIN-PANEL" not in refused.value.detail
+
+
+def test_a_shorter_max_age_notices_a_provider_that_stopped_while_discovery_is_warm(server, transport, cache, clock):
+    server.routes[WELL_KNOWN] = json_answer(discovery_document(server.base_url))
+    settings = Settings(issuer_uri=server.base_url, http_timeout=TIMEOUT)
+    cache.metadata(settings)
+    server.routes[WELL_KNOWN] = json_answer({"error": "down"}, 503)
+    clock.now += 30
+    assert cache.metadata(settings, max_age=60).issuer == server.base_url  # fresh enough: no request
+    clock.now += 31
+    with pytest.raises(OIDCError) as stopped:
+        cache.metadata(settings, max_age=60)
+    assert stopped.value.error_code == "provider_unreachable"
+    assert cache.metadata(settings).issuer == server.base_url  # within the TTL for everything else
+    assert transport.total == 2

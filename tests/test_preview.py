@@ -263,3 +263,57 @@ def test_ordinary_sign_ins_still_work_after_a_preview(app, admin, op, signin):
     location = local_path(op.authorize(other.get("/login/oidc").headers["Location"]))
     assert other.get(location).status_code == 302
     assert me(other)["username"] == "alice" and identity_count(app) == 1
+
+
+# -- the way back, reloads, another user (issue 16) -------------------------------------------------
+
+
+def test_back_to_the_settings_restores_the_unsaved_values_but_never_the_secret(app, admin, op):
+    form = settings_form(admin, provider_name="Typed, not saved", client_secret=SECRET)
+    report = finish(admin, op, admin.post("/settings/oidc/preview", data=form))
+    text = report.get_data(as_text=True)  # the provider refuses a secret for its public client: fine
+    assert 'href="/settings/oidc?restore=1"' in text
+    back = admin.get("/settings/oidc?restore=1").get_data(as_text=True)
+    assert 'value="Typed, not saved"' in back and "Your unsaved values are back" in back
+    assert "type it again before saving" in back and SECRET not in back
+    with admin.session_transaction() as session:
+        assert SECRET not in json.dumps(session.get("_booklore_oidc_restore"))
+
+
+def test_a_saved_settings_test_sign_in_goes_back_to_the_saved_settings(app, admin, op):
+    report = preview_saved(admin, op).get_data(as_text=True)
+    assert 'href="/settings/oidc"' in report and "restore=1" not in report
+
+
+def test_reloading_a_test_sign_in_report_is_no_invalid_state(app, admin, op):
+    authorize_url = admin.get("/settings/oidc/preview").headers["Location"]
+    callback = local_path(op.authorize(authorize_url))
+    assert admin.get(callback).status_code == 200
+    again = admin.get(callback)
+    assert again.status_code == 200
+    text = page_text(again)
+    assert "This test sign-in was already shown" in text and "invalid_state" not in text
+
+
+def test_test_sign_in_as_another_user_asks_the_provider_to_sign_in_afresh(app, admin, op):
+    form = settings_form(admin)
+    form["another_user"] = "1"
+    location = admin.post("/settings/oidc/preview", data=form).headers["Location"]
+    assert "prompt=login" in location and "max_age=0" in location
+    assert "prompt=" not in admin.get("/settings/oidc/preview").headers["Location"]
+
+
+def test_test_sign_in_shows_labels_of_permissions_and_libraries(app, admin, op):
+    configure(app, group_sync="replace", auto_provision=True)
+    from example_app.models import Library
+
+    with app.app_context():
+        library = Library(name="Fiction")
+        db.session.add(library)
+        db.session.flush()
+        db.session.add(GroupMapping(group_value="readers", permissions='["download"]', libraries=f'["{library.id}"]'))
+        db.session.commit()
+    text = page_text(preview_saved(admin, op))
+    matching = text[text.find("Matching group-mapping rows") :]
+    assert "<td>Download books</td><td>Fiction</td>" in matching
+    assert '<span class="bo-chip">Fiction</span>' in matching

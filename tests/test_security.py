@@ -23,7 +23,7 @@ import pytest
 from fakeprovider import FakeProvider, b64url
 from flask import Flask, g, has_app_context
 from flask.testing import FlaskClient
-from helpers import CLIENT_ID, SignIn, configure, identity_count, me, user_count
+from helpers import CLIENT_ID, SignIn, configure, identity_count, me, refusal_detail, user_count
 from joserfc.jwk import ECKey, RSAKey
 from werkzeug.serving import make_server
 
@@ -61,7 +61,7 @@ def assert_refused(
     text = page_text(response)
     assert response.status_code == status, text
     assert code in text
-    assert detail in text, text
+    assert detail in refusal_detail(app, text), text
     assert whoami(client) is None
     assert user_count(app) == users
     assert identity_count(app) == users

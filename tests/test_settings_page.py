@@ -209,7 +209,8 @@ def test_an_issuer_that_is_not_an_https_url_is_refused(app, admin, issuer):
 
 @pytest.mark.parametrize("issuer", ["http://localhost:9000", "http://127.0.0.1:8080/realms/x", "http://[::1]:9000"])
 def test_http_issuers_are_allowed_on_loopback(app, admin, issuer):
-    response = admin.post("/settings/oidc", data=settings_form(admin, issuer_uri=issuer))
+    # Nothing answers there, so Test Connection fails and the save asks first: confirm.
+    response = admin.post("/settings/oidc", data=confirmed(settings_form(admin, issuer_uri=issuer)))
     assert response.status_code == 302, page_text(response)
     assert saved(app).issuer_uri == issuer
 
@@ -362,12 +363,19 @@ def test_force_disabled_shows_the_banner_and_keeps_the_values(app, admin, monkey
     assert f'value="{CLIENT_ID}"' in text
 
 
+def confirmed(form: Any) -> Any:
+    """``form`` with "Save anyway" pressed: the save Test Connection would hold back goes ahead."""
+    form["confirm"] = "yes"
+    return form
+
+
 # -- the client secret ---------------------------------------------------------------------------
 
 
 def store_secret(app: Flask, client: FlaskClient, secret: str = SECRET) -> None:
     response = client.post(
-        "/settings/oidc", data=settings_form(client, client_id="confidential-basic", client_secret=secret)
+        "/settings/oidc",
+        data=confirmed(settings_form(client, client_id="confidential-basic", client_secret=secret)),
     )
     assert response.status_code == 302, page_text(response)
 
@@ -438,13 +446,13 @@ def test_an_undecryptable_secret_asks_to_enter_it_again(app, admin):
 
 
 def reference(html: str, key: str) -> str:
-    match = re.search(rf'<code id="ref-{key}">([^<]*)</code>', html)
+    match = re.search(rf'<code id="ref-{key}">(.*?)</code>', html)
     assert match, key
-    return match.group(1).replace("&amp;", "&")
+    return match.group(1).replace("<wbr>", "").replace("&amp;", "&")
 
 
 def test_the_reference_panel_follows_the_public_url(app, admin):
-    admin.post("/settings/oidc", data=settings_form(admin, public_url="https://books.example.com"))
+    admin.post("/settings/oidc", data=confirmed(settings_form(admin, public_url="https://books.example.com")))
     html = admin.get("/settings/oidc").get_data(as_text=True)
     assert reference(html, "redirect_uri") == "https://books.example.com/oauth2-callback"
     assert reference(html, "post_logout_redirect_uri") == "https://books.example.com/login?logged_out=1"
@@ -455,7 +463,7 @@ def test_the_reference_panel_follows_the_public_url(app, admin):
     assert reference(html, "pkce") == "S256"
     assert reference(html, "grant_type") == "Authorization Code"
     assert reference(html, "client_type") == "Public"
-    assert html.count("data-copy-target=") == 9
+    assert html.count("data-copy-target=") == 6  # not for the constants (PKCE, grant type, client type)
 
 
 def test_the_reference_names_the_automatic_scopes_once_the_provider_is_known(app, admin, op):
@@ -605,3 +613,51 @@ def test_a_value_the_database_cannot_store_is_refused_with_a_400_not_a_server_er
     response = admin.post("/settings/oidc", data=settings_form(admin, **{name: value}))
     assert response.status_code == 400
     assert saved(app).version == before
+
+
+def test_constants_of_the_reference_panel_have_no_copy_button(admin):
+    html = admin.get("/settings/oidc").get_data(as_text=True)
+    assert 'data-copy-target="ref-redirect_uri"' in html and 'data-copy-target="ref-scopes"' in html
+    for constant in ("pkce", "grant_type", "client_type"):
+        assert f'data-copy-target="ref-{constant}"' not in html
+
+
+def test_the_redirect_uri_may_wrap_after_its_slashes(admin):
+    html = admin.get("/settings/oidc").get_data(as_text=True)
+    assert re.search(r'<code id="ref-redirect_uri">http:/<wbr>/<wbr>localhost/<wbr>oauth2-callback</code>', html)
+
+
+def test_the_client_launch_url_says_why_it_differs_from_the_guide(admin):
+    assert "The guide suggests the app&#39;s root (/); both work" in admin.get("/settings/oidc").get_data(as_text=True)
+
+
+def test_after_a_discovery_failure_test_connection_shows_one_skip_line(admin):
+    response = admin.post("/settings/oidc/test", data=settings_form(admin, issuer_uri="http://127.0.0.1:9"))
+    html = response.get_data(as_text=True)
+    assert html.count('class="bo-badge bo-badge-fail">FAIL') == 1
+    assert html.count('class="bo-badge bo-badge-skip">SKIP') == 1
+
+
+def test_saving_a_provider_that_fails_test_connection_asks_first(app, admin):
+    form = settings_form(admin, issuer_uri="http://127.0.0.1:9")
+    asked = admin.post("/settings/oidc", data=form)
+    html = page_text(asked)
+    assert asked.status_code == 409 and "Save anyway" in html and "Nothing was saved" in html
+    assert saved(app).issuer_uri != "http://127.0.0.1:9"
+    assert 'value="http://127.0.0.1:9"' in html  # what was typed stays
+    form["confirm"] = "yes"
+    assert admin.post("/settings/oidc", data=form).status_code == 302
+    assert saved(app).issuer_uri == "http://127.0.0.1:9"
+
+
+def test_saving_without_a_provider_change_runs_no_test_connection(app, admin, op):
+    before = op.calls["discovery"]
+    response = admin.post("/settings/oidc", data=settings_form(admin, provider_name="Renamed", claim_username="username"))
+    assert response.status_code == 302, page_text(response)
+    assert op.calls["discovery"] == before
+    assert saved(app).provider_name == "Renamed"
+
+
+def test_switching_oidc_login_off_saves_whatever_test_connection_would_say(app, admin):
+    response = admin.post("/settings/oidc", data=settings_form(admin, enabled=False, issuer_uri="http://127.0.0.1:9"))
+    assert response.status_code == 302, page_text(response)

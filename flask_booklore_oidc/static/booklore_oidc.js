@@ -102,6 +102,20 @@
     });
   }
 
+  // Keyboard focus must never hide under the sticky Save/Test bar (WCAG 2.2 2.4.11): the page
+  // scrolls focused controls above it through scroll-padding, set to the bar's real height.
+  function keepFocusAboveTheBar() {
+    var bar = document.querySelector(".bo-actions");
+    if (!bar) { return; }
+    function update() {
+      var sticky = window.getComputedStyle(bar).position === "sticky";
+      document.documentElement.style.scrollPaddingBottom = sticky ? (bar.offsetHeight + 24) + "px" : "";
+    }
+    update();
+    window.addEventListener("resize", update);
+  }
+
   setUpCopyButtons(document);
   setUpTestConnection();
+  keepFocusAboveTheBar();
 })();
