@@ -99,3 +99,10 @@ def test_the_docs_url_is_configurable_and_an_empty_one_drops_the_link(app: Flask
     ).get_data(as_text=True)
     app.config["BOOKLORE_OIDC_DOCS_URL"] = ""
     assert "More about this error" not in client.get("/login/oidc").get_data(as_text=True)
+
+
+def test_the_readme_names_every_setting():
+    # The README lists the names and links to the generated reference; the list must not drift.
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    assert [f.name.upper() for f in FIELDS if f"`{f.name.upper()}`" not in section] == []
