@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` and `make test`. Each creates .venv if missing.
+# The two commands of the README: `make demo` and `make test`. Each creates .venv if missing
+# (with the test, dev and docs extras, so `make test` can build the docs too).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,14 +9,14 @@ NODE_STAMP := devprovider/node_modules/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 DEMO_NODE_STAMP := devprovider/node_modules/.demo-installed
 
-.PHONY: demo test lint bench browsers clean
+.PHONY: demo test lint docs bench browsers clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test,dev,docs]'
 	touch $@
 
 $(NODE_STAMP): devprovider/package.json devprovider/package-lock.json
@@ -46,8 +47,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check flask_booklore_oidc example_app
 	$(VENV)/bin/mypy
 
+# The documentation site; warnings are errors (a broken reference fails the build). -E: every
+# page is read again each time, so a warning in an unchanged page still fails the build.
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -E -q -b html docs docs/_build/html
+	@echo "make docs: open docs/_build/html/index.html"
+
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) devprovider/node_modules dist build
+	rm -rf $(VENV) devprovider/node_modules dist build docs/_build

@@ -544,7 +544,27 @@ APP_ONLY_DEFAULTS: dict[str, Any] = {
     # App-only, not stored: it is read on every host request, where reading the stored settings
     # would cost the very query it exists to save.
     PREFIX + "SESSION_CHECK_INTERVAL": 0,
+    # Where an error page's "More about this error" link points: {DOCS_URL}troubleshooting.html#{code}.
+    PREFIX + "DOCS_URL": "https://flask-booklore-oidc.readthedocs.io/en/latest/",
 }
+
+#: What each key of :data:`APP_ONLY_DEFAULTS` does (the settings reference of the docs shows it).
+APP_ONLY_HELP: dict[str, str] = {
+    PREFIX
+    + "DISCOVERY_TTL": "Seconds a provider's discovery document and signing keys are trusted before they are fetched again.",
+    PREFIX + "JWKS_MIN_REFETCH": "At most one refetch of the signing keys for an unknown key id per this many seconds.",
+    PREFIX + "TRANSACTION_TTL": "Seconds within which a started sign-in must come back to the Redirect URI.",
+    PREFIX
+    + "LOGIN_RECORD_TTL": "Seconds after which server-side login records are purged, which also ends the sessions they belonged to.",
+    PREFIX
+    + "SESSION_CHECK_INTERVAL": "0: every signed-in request checks its login record (one primary-key read). N (up to 86400): at "
+    "most once per N seconds per session, remembered in the session cookie; zero queries in between, but a session ended "
+    "elsewhere lives up to N seconds longer in a browser that has its cookie. Config-only because it is read on every host "
+    "request, where reading the stored settings would cost the very query it exists to save.",
+    PREFIX + "DOCS_URL": "Base URL of this documentation; each error page links to "
+    "``{DOCS_URL}troubleshooting.html#{code}``. Empty: no link.",
+}
+assert set(APP_ONLY_HELP) == set(APP_ONLY_DEFAULTS), "every config-only key is explained"
 
 
 def fields_of(section: Section) -> tuple[Field, ...]:

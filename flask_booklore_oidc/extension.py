@@ -71,7 +71,8 @@ class BookloreOIDC:
     ``BOOKLORE_OIDC_TRANSACTION_TTL`` (600), ``BOOKLORE_OIDC_LOGIN_RECORD_TTL`` (31 days),
     ``BOOKLORE_OIDC_SESSION_CHECK_INTERVAL`` (0: a signed-in session's login record is checked
     on every request; N: at most every N seconds per session, so an ended session may live on
-    for up to N seconds in a browser that still has its cookie, for no query in between).
+    for up to N seconds in a browser that still has its cookie, for no query in between), and
+    ``BOOKLORE_OIDC_DOCS_URL`` (the documentation each error page links to; empty: no link).
     """
 
     #: the extension's tables, for ``create_all`` or an Alembic ``target_metadata`` list

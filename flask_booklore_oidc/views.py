@@ -147,7 +147,18 @@ def render_error(error: OIDCError) -> ResponseReturnValue:
     login = login_endpoint()
     back = url_for(login, local="true") if settings.only_mode_active else url_for(login, error=error.error_code)
     technical = current_user.is_authenticated and may_open_settings(current_user._get_current_object())
-    return render_page("booklore_oidc/error.html", error=error, back_url=back, technical=technical), error.code or 500
+    return render_page(
+        "booklore_oidc/error.html", error=error, back_url=back, technical=technical, more_url=docs_link(error)
+    ), error.code or 500
+
+
+def docs_link(error: OIDCError) -> str | None:
+    """The documentation's troubleshooting entry for ``error`` (``BOOKLORE_OIDC_DOCS_URL``;
+    empty: no link)."""
+    base = str(current_app.config.get("BOOKLORE_OIDC_DOCS_URL") or "")
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/troubleshooting.html#{error.error_code}"
 
 
 def _host_error_handler(error: OIDCError) -> Any:
@@ -562,7 +573,9 @@ def guard_login(view: Callable[..., Any], *, username_field: str, password_field
                     detail=error.detail,
                 )
                 back = url_for(login_endpoint(), local="true")
-                return render_page("booklore_oidc/error.html", error=error, back_url=back), 403
+                return render_page(
+                    "booklore_oidc/error.html", error=error, back_url=back, more_url=docs_link(error)
+                ), 403
         return view(*args, **kwargs)
 
     return guarded
