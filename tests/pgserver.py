@@ -81,6 +81,8 @@ class PostgresServer:
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _running: bool = False
     _free: list[str] = field(default_factory=list)
+    #: keep fsync and synchronous commits (benchmarks); tests switch durability off
+    durable: bool = False
 
     @property
     def data(self) -> Path:
@@ -121,9 +123,9 @@ class PostgresServer:
         )  # fmt: skip
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(
-                "\n# a throwaway test cluster: no durability, loopback only\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
+                "\n# a throwaway cluster: loopback only\n"
+                + ("" if self.durable else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+                + f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
                 "max_connections = 200\n"
             )
         # Another process may take the free port before the server binds it: try a few.
