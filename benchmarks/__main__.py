@@ -597,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             ("sign-ins, PostgreSQL", lambda: bench_callback(plan, tmp, op, browser, report, storage="postgresql", pg=pg)),
             ("storm", lambda: production.bench_storm(pg.url(pg.new_database()), SECRET_KEY, op, settings_for(op), report.add)),
             ("hanging provider", lambda: production.bench_hang(pg.url(pg.new_database()), SECRET_KEY, op, settings_for(op), report.add)),
+            ("hanging provider, threads", lambda: production.bench_hang(pg.url(pg.new_database()), SECRET_KEY, op, settings_for(op), report.add, threads=4)),
         ]  # fmt: skip
         if pg is None:
             report.add("PostgreSQL scenarios", "skipped: no PostgreSQL binaries (initdb, pg_ctl)", "", False)

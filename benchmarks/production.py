@@ -2,7 +2,7 @@
 ``gunicorn -w 4`` on PostgreSQL.
 
 - **Storm**: 200 concurrent complete first sign-ins of 40 new people (5 tabs each), as
-  ``tests/test_gunicorn.py`` does: how many succeed, how many users and identities exist after,
+  ``tests/test_production.py`` does: how many succeed, how many users and identities exist after,
   the callbacks' latency.
 - **A hanging provider**: readers keep clicking "Sign in with …" while an administrator signs in
   locally, once with a provider that answers and once with one that accepts connections and
@@ -192,8 +192,15 @@ def _while_readers_click(
 
 
 def bench_hang(
-    url: str, secret_key: str, op: LightProvider, settings: dict[str, Any], add: Callable[..., None]
+    url: str,
+    secret_key: str,
+    op: LightProvider,
+    settings: dict[str, Any],
+    add: Callable[..., None],
+    *,
+    threads: int = 1,
 ) -> None:
+    """``threads``: per worker (gunicorn's ``--threads``); 1 is the sync worker."""
     app = _prepare(url, secret_key, {**settings, "http_timeout": HANG_TIMEOUT})
     hanging = HangingProvider()
 
@@ -201,7 +208,7 @@ def bench_hang(
         return [_admin_signs_in(base) for _ in range(ADMIN_SIGNINS)]
 
     try:
-        with gunicorn({"SECRET_KEY": secret_key, "DATABASE_URL": url}, workers=WORKERS) as base:
+        with gunicorn({"SECRET_KEY": secret_key, "DATABASE_URL": url}, workers=WORKERS, threads=threads) as base:
             for _ in range(2 * WORKERS):  # every worker warm, the provider's discovery cached
                 _admin_signs_in(base)
             quiet = admin_series()
@@ -220,19 +227,22 @@ def bench_hang(
             f"{_percentile(values, 50) * 1000:.0f} / {_percentile(values, 95) * 1000:.0f} / {max(values) * 1000:.0f} ms"
         )
 
-    add(f"Hang: admin local sign-in p50 / p95 / max, {WORKERS} workers, nobody else", summary(quiet))
+    workers = f"{WORKERS} workers" + (f" x {threads} threads" if threads > 1 else "")
+    add(f"Hang ({workers}): admin local sign-in p50 / p95 / max, nobody else", summary(quiet))
     add(
-        f"Hang: same, {READERS} readers clicking the button (every {READER_PAUSE} s), provider answers",
+        f"Hang ({workers}): same, {READERS} readers clicking the button (every {READER_PAUSE} s), provider answers",
         summary(answering),
     )
     add(
-        f"Hang: same, {READERS} readers clicking the button, provider never answers (timeout {HANG_TIMEOUT:.0f} s)",
+        f"Hang ({workers}): same, {READERS} readers clicking the button, provider never answers (timeout {HANG_TIMEOUT:.0f} s)",
         summary(hung),
     )
     ratio = _percentile(hung, 50) / _percentile(answering, 50)
-    add("Hang: admin p50, never-answering / answering provider", f"{ratio:.2f}", "about 1.0", ratio <= 1.25)
+    add(
+        f"Hang ({workers}): admin p50, never-answering / answering provider", f"{ratio:.2f}", "about 1.0", ratio <= 1.25
+    )
     clicks = ", ".join(f"{n} x {status}" for status, n in sorted(statuses.items()))
     add(
-        "Hang: the readers' clicks while the provider never answered",
+        f"Hang ({workers}): the readers' clicks while the provider never answered",
         f"{sum(statuses.values())} in {hung_seconds:.0f} s ({clicks}); answering: {sum(answered.values())}",
     )

@@ -1,5 +1,5 @@
 """Many workers, many readers at once (SPEC §12, §14): the example app under gunicorn and a storm
-of complete first sign-ins, shared by ``tests/test_gunicorn.py`` and ``make bench``.
+of complete first sign-ins, shared by ``tests/test_production.py`` and ``make bench``.
 
 :func:`gunicorn` starts ``gunicorn -w N example_app.wsgi:app`` on a loopback port, configured by
 the environment as in production (``SECRET_KEY``, ``DATABASE_URL``). :func:`storm` drives
@@ -40,12 +40,19 @@ def free_port() -> int:
 def _browser() -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # loopback only, never through a proxy
+    # One connection per request, as nginx talks to its upstream by default (HTTP/1.0): no
+    # request goes out on a kept-alive connection that a threaded worker is just closing after
+    # its keep-alive timeout (a reset that browsers retry, and a flaky test).
+    session.headers["Connection"] = "close"
     return session
 
 
 @contextmanager
-def gunicorn(environment: dict[str, str], *, workers: int = 4, ready_within: float = 30.0) -> Iterator[str]:
-    """Serve the example app with ``gunicorn -w workers`` on a loopback port; yields its base URL.
+def gunicorn(
+    environment: dict[str, str], *, workers: int = 4, threads: int = 1, ready_within: float = 30.0
+) -> Iterator[str]:
+    """Serve the example app with ``gunicorn -w workers`` (``--threads``: gunicorn's threaded
+    worker when more than one) on a loopback port; yields its base URL.
 
     The schema must exist already (as after ``flask booklore-oidc db upgrade`` on deploy): every
     worker builds the app, and four workers creating the same tables at once would race."""
@@ -54,7 +61,7 @@ def gunicorn(environment: dict[str, str], *, workers: int = 4, ready_within: flo
         log_path = Path(log.name)
     env = {**os.environ, **environment}
     command = [
-        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads), "--bind", f"127.0.0.1:{port}",
         "--timeout", "60", "--graceful-timeout", "5", "--error-logfile", str(log_path),
         "example_app.wsgi:app",
     ]  # fmt: skip
@@ -63,6 +70,9 @@ def gunicorn(environment: dict[str, str], *, workers: int = 4, ready_within: flo
     try:
         _wait_until_serving(url, process, log_path, ready_within)
         yield url
+    except BaseException:
+        print(f"gunicorn's log (exit status {process.poll()}):\n{log_path.read_text()[-5000:]}")
+        raise
     finally:
         process.terminate()
         try:

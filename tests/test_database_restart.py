@@ -62,3 +62,21 @@ def test_after_a_restart_nobody_had_a_request_during_the_pooled_connections_are_
     assert client.get("/").status_code == 200
     assert client.get("/login").status_code == 302  # still signed in: to the library
     assert me(client)["username"] == "alice"
+
+
+def test_a_process_that_starts_while_postgresql_is_stopped_answers_503_then_signs_in_once_it_is_back(restartable, op):
+    server, app = restartable
+    server.down()
+    # gunicorn replacing a worker during the restart: a worker that fails to start stops them all
+    late = create_app(dict(app.config))
+    client = late.test_client()
+    _unavailable(client.get("/login"))
+    _unavailable(client.get("/login/oidc"))
+    server.up()
+
+    assert client.get("/login").status_code == 200
+    assert SignIn(client, op)().status_code == 302
+    assert me(client)["username"] == "alice"
+    with late.app_context():
+        db.session.remove()
+        db.engine.dispose()

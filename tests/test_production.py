@@ -1,10 +1,13 @@
-"""The example app as production runs it (SPEC §12, §14): ``gunicorn -w 4 example_app.wsgi:app``
+"""The example app as the README's "Running in production" runs it (SPEC §12, §14):
+``flask --app example_app booklore-oidc db upgrade``, then ``gunicorn -w 4 example_app.wsgi:app``
 on PostgreSQL, a fake provider on loopback, readers' browsers over real HTTP
-(:mod:`benchmarks.storm` drives them; ``make bench`` runs the full 200-sign-in storm)."""
+(:mod:`benchmarks.storm` drives them; ``make bench`` runs the same storm and times it)."""
 
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 
 from flask import request
@@ -56,10 +59,11 @@ def test_concurrent_first_signins_on_four_workers_all_succeed_with_one_account_p
     assert _counts(app) == (40, 40)
 
 
-def test_a_postgresql_restart_under_gunicorn_costs_503s_while_down_and_nothing_after(own_postgresql_server, op):
+def test_a_postgresql_restart_under_threaded_gunicorn_workers_costs_503s_while_down_and_nothing_after(own_postgresql_server, op):
     database_url = own_postgresql_server.url()
     app, _ = _prepare(database_url, op)
-    with gunicorn({"SECRET_KEY": SECRET_KEY, "DATABASE_URL": database_url}, workers=4) as url:
+    # The README's command: threaded workers, several pooled connections each.
+    with gunicorn({"SECRET_KEY": SECRET_KEY, "DATABASE_URL": database_url}, workers=4, threads=4) as url:
         _served(url, op)
         reader = storm(url, ["sub-alice"], tabs=1, threads=1).tabs[0]
         assert reader.signed_in, reader.detail
@@ -80,6 +84,16 @@ def test_a_postgresql_restart_under_gunicorn_costs_503s_while_down_and_nothing_a
     _counts(app)
 
 
+def test_the_deploy_commands_create_and_report_the_schema_on_an_empty_postgresql_database(postgresql_url):
+    env = {**os.environ, "SECRET_KEY": SECRET_KEY, "DATABASE_URL": postgresql_url}
+    flask = [sys.executable, "-m", "flask", "--app", "example_app", "booklore-oidc", "db"]
+    upgrade = subprocess.run([*flask, "upgrade"], env=env, capture_output=True, text=True, timeout=60)
+    assert upgrade.returncode == 0, upgrade.stderr
+    current = subprocess.run([*flask, "current"], env=env, capture_output=True, text=True, timeout=60)
+    assert current.returncode == 0, current.stderr
+    assert "(current;" in current.stdout
+
+
 def _me(url: str, tab: Tab) -> str | None:
     response = tab.http.get(url + "/api/me", timeout=10)
     return response.json()["username"] if response.status_code == 200 else None
@@ -97,7 +111,7 @@ def _wsgi_app(monkeypatch, db_dir, **environment):
 
 def test_the_wsgi_module_behind_one_proxy_takes_the_readers_address_and_scheme_and_sets_secure_cookies(monkeypatch, db_dir):
     app = _wsgi_app(monkeypatch, db_dir, TRUSTED_PROXIES="1", SESSION_COOKIE_SECURE="1")
-    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_SECURE"] is True and app.config["REMEMBER_COOKIE_SECURE"] is True
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True}
     headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "books.example.org"}
     with app.test_client() as client:
