@@ -24,39 +24,46 @@ SECRET_KEY = "gunicorn-test-secret-key"
 
 def _prepare(database_url, op, *, people=0):
     """Schema and settings in the database, as a deploy's ``db upgrade`` and an admin would
-    leave them; ``people`` new readers at the provider. Returns their subjects."""
+    leave them; ``people`` new readers at the provider. Returns {subject: username} of them."""
     app = create_app({"SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": database_url})
     with app.test_request_context():
         app.extensions["booklore_oidc"].save_settings(settings_for(op, client_id=STORM_CLIENT, link_by_username=True))
     with app.app_context():
         db.engine.dispose()
-    subjects = [f"sub-gunicorn-{n:03d}" for n in range(people)]
-    for n, sub in enumerate(subjects):
-        op.add_user(sub, preferred_username=f"guni{n:03d}", email=f"guni{n:03d}@example.test", email_verified=True,
+    readers = {f"sub-gunicorn-{n:03d}": f"guni{n:03d}" for n in range(people)}
+    for n, (sub, username) in enumerate(readers.items()):
+        op.add_user(sub, preferred_username=username, email=f"{username}@example.test", email_verified=True,
                     name=f"Reader {n}", groups=["readers"])
-    return app, subjects
+    return app, readers
 
 
 def _served(url, op):
     op.add_client(STORM_CLIENT, redirect_uris=[f"{url}/oauth2-callback"])
 
 
-def _counts(app):
+def _users_and_identities(app):
     with app.app_context():
         counts = db.session.query(User).count(), db.session.query(Identity).count()
+    _dispose(app)
+    return counts
+
+
+def _dispose(app):
+    with app.app_context():
         db.session.remove()
         db.engine.dispose()
-    return counts
 
 
 def test_concurrent_first_signins_on_four_workers_all_succeed_with_one_account_per_person(postgresql_url, op):
     app, people = _prepare(postgresql_url, op, people=40)
     with gunicorn({"SECRET_KEY": SECRET_KEY, "DATABASE_URL": postgresql_url}, workers=4) as url:
         _served(url, op)
-        result = storm(url, people, tabs=5, threads=20)
-    assert result.failures == []
-    assert result.succeeded == 200
-    assert _counts(app) == (40, 40)
+        result = storm(url, list(people), tabs=5, threads=20)
+        assert result.failures == []
+        assert result.succeeded == 200
+        # every tab is signed in as its own person
+        assert all(_me(url, tab) == people[tab.person] for tab in result.tabs)
+    assert _users_and_identities(app) == (40, 40)
 
 
 def test_a_postgresql_restart_under_threaded_gunicorn_workers_costs_503s_while_down_and_nothing_after(own_postgresql_server, op):
@@ -81,7 +88,7 @@ def test_a_postgresql_restart_under_threaded_gunicorn_workers_costs_503s_while_d
         statuses = [reader.http.get(url + "/", timeout=10).status_code for _ in range(12)]
         assert statuses == [200] * 12
         assert _me(url, reader) == "alice"
-    _counts(app)
+    _dispose(app)
 
 
 def test_the_deploy_commands_create_and_report_the_schema_on_an_empty_postgresql_database(postgresql_url):
@@ -118,7 +125,7 @@ def test_the_wsgi_module_behind_one_proxy_takes_the_readers_address_and_scheme_a
         assert client.get("/login", headers=headers).status_code == 200
         assert request.remote_addr == "203.0.113.9"
         assert request.url_root == "https://books.example.org/"
-    _counts(app)
+    _dispose(app)
 
 
 def test_the_wsgi_module_with_nothing_in_front_ignores_forwarded_headers(monkeypatch, db_dir):
@@ -128,4 +135,4 @@ def test_the_wsgi_module_with_nothing_in_front_ignores_forwarded_headers(monkeyp
         client.get("/login", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
         assert request.remote_addr == "127.0.0.1"
         assert request.url_root == "http://localhost/"
-    _counts(app)
+    _dispose(app)
