@@ -209,7 +209,7 @@ def bench_hang(
 
     try:
         with gunicorn({"SECRET_KEY": secret_key, "DATABASE_URL": url}, workers=WORKERS, threads=threads) as base:
-            for _ in range(2 * WORKERS):  # every worker warm, the provider's discovery cached
+            for _ in range(2 * WORKERS):  # every worker warm (app loaded, connections pooled)
                 _admin_signs_in(base)
             quiet = admin_series()
             answering, answered = _while_readers_click(base, READERS, admin_series)
