@@ -36,6 +36,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
+from benchmarks import production
 from benchmarks.apps import create_authlib_app, create_twin_app
 from benchmarks.provider import InProcessAdapter, LightProvider
 from example_app import create_app
@@ -159,8 +160,15 @@ def counting_sql(app: Flask) -> Iterator[SQLCount]:
 # -- the apps ---------------------------------------------------------------------------------
 
 
-def app_config(path: Path) -> dict[str, Any]:
-    return {"SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"}
+def app_config(where: Path | str) -> dict[str, Any]:
+    """Configuration for a SQLite file at a path, or a database at a URL. Every app gets the
+    engine options the README asks production to use, so a pre-ping costs all of them alike."""
+    url = where if isinstance(where, str) else f"sqlite:///{where}"
+    return {
+        "SECRET_KEY": SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    }
 
 
 def use_wal(app: Flask) -> None:
@@ -177,19 +185,21 @@ def use_wal(app: Flask) -> None:
     engine.dispose()
 
 
-def create_ours(path: Path, op: LightProvider) -> Flask:
-    app = create_app(app_config(path))
+def settings_for(op: LightProvider) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "provider_name": "Bench ID",
+        "client_id": CLIENT_ID,
+        "issuer_uri": op.issuer,
+        "auto_provision": True,
+        "http_timeout": 5.0,
+    }
+
+
+def create_ours(where: Path | str, op: LightProvider) -> Flask:
+    app = create_app(app_config(where))
     with app.test_request_context():
-        app.extensions["booklore_oidc"].save_settings(
-            {
-                "enabled": True,
-                "provider_name": "Bench ID",
-                "client_id": CLIENT_ID,
-                "issuer_uri": op.issuer,
-                "auto_provision": True,
-                "http_timeout": 5.0,
-            }
-        )
+        app.extensions["booklore_oidc"].save_settings(settings_for(op))
     return app
 
 
@@ -369,10 +379,18 @@ def python_calls_per_request(client: FlaskClient, page: str, requests: int = 30)
 # -- 2. the callback ----------------------------------------------------------------------------
 
 
-def bench_callback(plan: Plan, tmp: Path, op: LightProvider, browser: Browser, report: Report, *, storage: str) -> None:
-    """Complete sign-ins per second, ours against bare Authlib, on one kind of storage."""
-    ours = create_ours(tmp / f"ours-{storage}.sqlite", op)
-    theirs = create_authlib_app(app_config(tmp / f"authlib-{storage}.sqlite"), issuer=op.issuer, client_id=CLIENT_ID)
+def bench_callback(
+    plan: Plan, tmp: Path, op: LightProvider, browser: Browser, report: Report, *, storage: str, pg: Any = None
+) -> None:
+    """Complete sign-ins per second, ours against bare Authlib, on one kind of storage
+    (``pg``: the PostgreSQL server, for ``storage="postgresql"``; a database each)."""
+    if storage == "postgresql":
+        ours_at: Path | str = pg.url(pg.new_database())
+        theirs_at: Path | str = pg.url(pg.new_database())
+    else:
+        ours_at, theirs_at = tmp / f"ours-{storage}.sqlite", tmp / f"authlib-{storage}.sqlite"
+    ours = create_ours(ours_at, op)
+    theirs = create_authlib_app(app_config(theirs_at), issuer=op.issuer, client_id=CLIENT_ID)
     if storage == "wal":
         use_wal(ours)
         use_wal(theirs)
@@ -409,6 +427,7 @@ def bench_callback(plan: Plan, tmp: Path, op: LightProvider, browser: Browser, r
     where = {
         "file": "SQLite file, default journal (each commit waits for the disk)",
         "wal": "SQLite WAL, synchronous=NORMAL",
+        "postgresql": "PostgreSQL, one process",
     }[storage]
     report.add(
         f"Sign-ins/s, ours / bare Authlib ({where})",
@@ -524,6 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile 300 warm sign-ins of ours with cProfile")
     parser.add_argument("--host-only", action="store_true", help="only the host routes (about a minute)")
     parser.add_argument(
+        "--production-only",
+        action="store_true",
+        help="only PostgreSQL: sign-ins against bare Authlib, the gunicorn storm, the hanging provider",
+    )
+    parser.add_argument(
         "--memory-signins",
         type=int,
         metavar="N",
@@ -547,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="booklore-bench-") as tmpdir,
         LightProvider(client_id=CLIENT_ID, redirect_uris=[REDIRECT_URI]) as op,
+        production.postgresql() as pg,
     ):
         tmp = Path(tmpdir)
         for n, sub in enumerate(subjects()):
@@ -568,8 +593,20 @@ def main(argv: list[str] | None = None) -> int:
             ("sign-ins, SQLite WAL", lambda: bench_callback(plan, tmp, op, browser, report, storage="wal")),
             ("memory series", lambda: bench_memory(plan, tmp, op, report)),
         ]
+        postgresql_phases: list[tuple[str, Callable[[], None]]] = [
+            ("sign-ins, PostgreSQL", lambda: bench_callback(plan, tmp, op, browser, report, storage="postgresql", pg=pg)),
+            ("storm", lambda: production.bench_storm(pg.url(pg.new_database()), SECRET_KEY, op, settings_for(op), report.add)),
+            ("hanging provider", lambda: production.bench_hang(pg.url(pg.new_database()), SECRET_KEY, op, settings_for(op), report.add)),
+            ("hanging provider, threads", lambda: production.bench_hang(pg.url(pg.new_database()), SECRET_KEY, op, settings_for(op), report.add, threads=4)),
+        ]  # fmt: skip
+        if pg is None:
+            report.add("PostgreSQL scenarios", "skipped: no PostgreSQL binaries (initdb, pg_ctl)", "", False)
+            postgresql_phases = []
+        phases[3:3] = postgresql_phases
         if args.host_only:
             phases = phases[:1]
+        elif args.production_only:
+            phases = postgresql_phases
         durations = []
         for label, phase in phases:
             print(f"{label} …", file=sys.stderr, flush=True)

@@ -5,7 +5,7 @@ is redeemed and access tokens live in a bounded map, so the process's memory ove
 sign-ins measures the relying party, not the provider. It signs RS256 ID tokens (with
 ``at_hash``, ``nonce``, ``sid``), requires PKCE S256 and answers with the RFC 9207 ``iss``
 parameter, like Pocket ID. The authorize endpoint approves :attr:`LightProvider.current_user`
-at once (no login page).
+at once (no login page), or the user a ``login_as`` query parameter names.
 """
 
 from __future__ import annotations
@@ -154,7 +154,12 @@ class LightProvider:
         code = secrets.token_urlsafe(24)
         with self._lock:
             self._codes[code] = _Grant(
-                self.client_id, args["redirect_uri"], self.current_user, args.get("nonce"), args["code_challenge"]
+                self.client_id,
+                args["redirect_uri"],
+                # A browser may name who signs in (many people at once); else the current user.
+                args["login_as"] if args.get("login_as") in self.users else self.current_user,
+                args.get("nonce"),
+                args["code_challenge"],
             )
         query = urlencode({"code": code, "state": args.get("state", ""), "iss": self.issuer})
         return Response("", 302, headers={"Location": f"{args['redirect_uri']}?{query}"})

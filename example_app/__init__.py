@@ -67,13 +67,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     seed.register(app)
     with app.app_context():
-        db.create_all()
         try:
+            db.create_all()
             oidc.create_all()
         except SchemaError as exc:
             # The app still starts, so that `flask booklore-oidc db upgrade` can run; until then
             # the sign-in pages answer 503 and say the same.
             app.logger.error("%s", exc)
+        except OperationalError as exc:
+            # The database is down (a restart) just as this process starts: gunicorn replacing
+            # a worker, say. Failing here would make gunicorn stop every worker ("failed to
+            # boot"); instead every page answers 503 until the database is back, and our routes
+            # check the schema on their first request then.
+            app.logger.warning("The database is unreachable at start-up (%s); pages answer 503 until it is back.",
+                               type(exc.orig).__name__)  # fmt: skip
+        finally:
+            db.session.remove()
     return app
 
 

@@ -435,9 +435,14 @@ class FakeProvider:
             return error("invalid_request", "code_challenge required")
         if challenge and params.get("code_challenge_method") != "S256":
             return error("invalid_request", "code_challenge_method must be S256")
-        if self._current is None:
+        current = self._current
+        if params.get("login_as") in self._users:
+            # The browser names who signs in at the provider: many people at once (a storm
+            # of first sign-ins) each get a session of their own, whatever login_as() says.
+            current = (params["login_as"], secrets.token_urlsafe(16), int(time.time()))
+        if current is None:
             return error("login_required", "no user is logged in")
-        sub, sid, auth_time = self._current
+        sub, sid, auth_time = current
         code = secrets.token_urlsafe(24)
         with self._lock:
             self._codes[code] = _Grant(

@@ -81,6 +81,8 @@ class PostgresServer:
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _running: bool = False
     _free: list[str] = field(default_factory=list)
+    #: keep fsync and synchronous commits (benchmarks); tests switch durability off
+    durable: bool = False
 
     @property
     def data(self) -> Path:
@@ -121,19 +123,16 @@ class PostgresServer:
         )  # fmt: skip
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(
-                "\n# a throwaway test cluster: no durability, loopback only\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
+                "\n# a throwaway cluster: loopback only\n"
+                + ("" if self.durable else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+                + f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
                 "max_connections = 200\n"
             )
         # Another process may take the free port before the server binds it: try a few.
         for attempt in range(3):
             self.port = _free_port()
             try:
-                self._run(
-                    str(self.binaries / "pg_ctl"), "start", "--pgdata", str(self.data), "--wait",
-                    "--log", str(self.root / "server.log"), "--options", f"-p {self.port}",
-                )  # fmt: skip
+                self._pg_ctl_start()
             except RuntimeError:
                 if attempt == 2:
                     raise
@@ -142,6 +141,26 @@ class PostgresServer:
         self._running = True
         atexit.register(self.stop)
         return self
+
+    def _pg_ctl_start(self) -> None:
+        self._run(
+            str(self.binaries / "pg_ctl"), "start", "--pgdata", str(self.data), "--wait",
+            "--log", str(self.root / "server.log"), "--options", f"-p {self.port}",
+        )  # fmt: skip
+
+    def down(self) -> None:
+        """Shut the server down as an administrator restarting it would (``pg_ctl stop``, fast
+        mode: open connections are closed), keeping its data and port."""
+        self._run(str(self.binaries / "pg_ctl"), "stop", "--pgdata", str(self.data), "--mode", "fast", "--wait")
+
+    def up(self) -> None:
+        """Start the server again after :meth:`down`: same data, same port."""
+        self._pg_ctl_start()
+
+    def restart(self) -> None:
+        """:meth:`down` then :meth:`up`, with nothing in between."""
+        self.down()
+        self.up()
 
     def stop(self) -> None:
         if self._running:
@@ -210,16 +229,32 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("!", message, red=True, bold=True)
 
 
-@pytest.fixture(scope="session")
-def postgresql_server() -> Iterator[PostgresServer]:
-    """The session's PostgreSQL server, started on first use. Without binaries the test fails
-    under CI (where .ci/run should have installed them) and is skipped elsewhere."""
+def _binaries_or_skip() -> Path:
     binaries = find_binaries()
     if binaries is None:
         if os.environ.get("CI"):
             pytest.fail(NO_POSTGRES_IN_CI, pytrace=False)
         pytest.skip(NO_POSTGRES)
-    server = PostgresServer(binaries)
+    return binaries
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server, started on first use. Without binaries the test fails
+    under CI (where .ci/run should have installed them) and is skipped elsewhere."""
+    server = PostgresServer(_binaries_or_skip())
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_postgresql_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own (a new cluster, about a second), for a test that
+    stops and starts it (:meth:`PostgresServer.down`, :meth:`~PostgresServer.up`,
+    :meth:`~PostgresServer.restart`) without disturbing the session's server."""
+    server = PostgresServer(_binaries_or_skip())
     try:
         yield server.start()
     finally:
