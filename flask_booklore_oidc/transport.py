@@ -112,8 +112,13 @@ class _Adapter(HTTPAdapter):
 
 
 class Transport:
-    def __init__(self, *, max_body: int = MAX_BODY, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self, *, max_body: int = MAX_BODY, connect_timeout: float = CONNECT_TIMEOUT, trust_env: bool = True
+    ) -> None:
+        """``trust_env=False`` ignores the proxy and CA variables of the environment
+        (``HTTPS_PROXY``, ``REQUESTS_CA_BUNDLE``, …): for loopback tests and benchmarks."""
         self._session = requests.Session()
+        self._session.trust_env = trust_env
         self._session.headers["User-Agent"] = USER_AGENT
         for prefix in ("http://", "https://"):
             self._session.mount(prefix, _Adapter())

@@ -221,3 +221,22 @@ def sent() -> Iterator[Callable[[Signal], list[dict[str, Any]]]]:
 def no_csrf(app: Flask) -> None:
     """Forms posted without their CSRF token (the token is tested in test_security.py)."""
     app.config["WTF_CSRF_ENABLED"] = False
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[Any]:
+    """A provider that misbehaves on purpose (tests/hostile.py), on a loopback port."""
+    from hostile import HostileServer
+
+    with HostileServer() as hostile:
+        yield hostile
+
+
+@pytest.fixture
+def transport() -> Iterator[Any]:
+    """The extension's outbound transport, ignoring the environment's proxies (loopback only)."""
+    from flask_booklore_oidc.transport import Transport
+
+    transport = Transport(trust_env=False)
+    yield transport
+    transport.close()

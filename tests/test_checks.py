@@ -41,14 +41,6 @@ def fake(provider: FakeProvider) -> Iterator[FakeProvider]:
     provider.reset()
 
 
-@pytest.fixture
-def transport() -> Iterator[Transport]:
-    transport = Transport()
-    transport._session.trust_env = False  # never send loopback traffic to a proxy
-    yield transport
-    transport.close()
-
-
 def settings(fake: FakeProvider, **changes: Any) -> Settings:
     base = Settings(client_id="public", issuer_uri=fake.issuer, http_timeout=2.0)
     return replace(base, **changes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from hostile import HostileServer, html_answer, json_answer, trickle
 
 from flask_booklore_oidc.checks import REMAINING, Status, run_checks
 from flask_booklore_oidc.settings import Settings
-from flask_booklore_oidc.transport import Transport
 
 REDIRECT = "http://127.0.0.1:9/oauth2-callback"
 WELL_KNOWN = "/.well-known/openid-configuration"
@@ -21,17 +19,8 @@ MARKER = "INTERNAL-ADMIN-PANEL"
 
 
 @pytest.fixture
-def server() -> Iterator[HostileServer]:
-    with HostileServer() as hostile:
-        yield hostile
-
-
-@pytest.fixture
-def transport() -> Iterator[Transport]:
-    transport = Transport()
-    transport._session.trust_env = False  # never send loopback traffic to a proxy
-    yield transport
-    transport.close()
+def server(hostile_server: HostileServer) -> HostileServer:
+    return hostile_server
 
 
 def document(base: str, **changes: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ failed discovery is remembered for a while so a hanging provider cannot tie up t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -13,24 +12,15 @@ from hostile import HostileServer, announce_length, flood, json_answer, redirect
 from flask_booklore_oidc.discovery import ProviderCache
 from flask_booklore_oidc.errors import OIDCError
 from flask_booklore_oidc.settings import Settings
-from flask_booklore_oidc.transport import CHUNK, MAX_BODY, TooLarge, TooSlow, Transport
+from flask_booklore_oidc.transport import CHUNK, MAX_BODY, TooLarge, TooSlow
 
 TIMEOUT = 2.0
 MARGIN = 1.5
 
 
 @pytest.fixture
-def server() -> Iterator[HostileServer]:
-    with HostileServer() as hostile:
-        yield hostile
-
-
-@pytest.fixture
-def transport() -> Iterator[Transport]:
-    transport = Transport()
-    transport._session.trust_env = False  # never send loopback traffic to a proxy
-    yield transport
-    transport.close()
+def server(hostile_server: HostileServer) -> HostileServer:
+    return hostile_server
 
 
 SETTINGS = Settings(http_timeout=TIMEOUT)
@@ -131,7 +121,7 @@ def test_an_adapter_that_produced_the_body_itself_is_read_against_the_cap(transp
         def close(self) -> None:
             pass
 
-    transport._session.mount("http://in-process/", InProcess())
+    transport.mount("http://in-process/", InProcess())
     with pytest.raises(TooLarge):
         transport.get("http://in-process/big", SETTINGS)
 

@@ -91,17 +91,22 @@ def test_wheel_contains_the_templates(wheel_from_sdist: Path) -> None:
     assert "flask_booklore_oidc/py.typed" in names
 
 
-def test_wheel_built_from_the_sdist_renders_the_pages(wheel_from_sdist: Path, tmp_path: Path) -> None:
+def run_from_wheel(wheel: Path, script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter that sees only the unpacked wheel (not this checkout)."""
     site = tmp_path / "site"
-    zipfile.ZipFile(wheel_from_sdist).extractall(site)
-    result = subprocess.run(
-        [sys.executable, "-c", RENDER, str(site)],
+    zipfile.ZipFile(wheel).extractall(site)
+    return subprocess.run(
+        [sys.executable, "-c", script, str(site)],
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
         cwd=tmp_path,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_wheel_built_from_the_sdist_renders_the_pages(wheel_from_sdist: Path, tmp_path: Path) -> None:
+    result = run_from_wheel(wheel_from_sdist, RENDER, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rendered" in result.stdout
 
@@ -127,15 +132,6 @@ MIGRATE = textwrap.dedent(
 
 
 def test_migrations_run_from_the_installed_wheel(wheel_from_sdist: Path, tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    zipfile.ZipFile(wheel_from_sdist).extractall(site)
-    result = subprocess.run(
-        [sys.executable, "-c", MIGRATE, str(site)],
-        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_from_wheel(wheel_from_sdist, MIGRATE, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["current"]
