@@ -39,7 +39,7 @@ CATALOGS := flask_booklore_oidc/translations
 LANGUAGES := de fr
 
 messages: $(STAMP)
-	$(VENV)/bin/pybabel extract -F babel.cfg -k lazy_gettext -k ngettext:1,2 --no-wrap --sort-by-file \
+	$(VENV)/bin/pybabel extract -F babel.cfg -k lazy_gettext -k ngettext:1,2 -k booklore_oidc_gettext -k booklore_oidc_ngettext:1,2 --no-wrap --sort-by-file \
 		--project=flask-booklore-oidc --copyright-holder="flask-booklore-oidc authors" \
 		--msgid-bugs-address="" -o $(CATALOGS)/flask_booklore_oidc.pot \
 		flask_booklore_oidc templates

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from . import checks, rules, sessions
 from .forms import csrf_failed
+from .i18n import gettext
 from .pages import FORM_EXPIRED, admin_only, refused_form_page, settings_form, settings_page, submitted, wants_json, who
 from .settings import SOURCE_DB
 from .state import current_settings, current_state, save_settings
@@ -35,7 +36,7 @@ def settings() -> ResponseReturnValue:
     if posted is None:
         return refused_form_page(form)
     if posted.secret_withheld and saved.sources.get("client_secret") == SOURCE_DB:
-        form.client_secret.errors = [rules.SECRET_STAYS_HOME]
+        form.client_secret.errors = [str(rules.SECRET_STAYS_HOME)]
         return settings_page(form, status=400, merged=posted.merged)
     problems = {
         "enabled": rules.enabled_problem(posted.merged),
@@ -68,13 +69,18 @@ def test_connection() -> ResponseReturnValue:
     if posted is None:
         if csrf_failed(form):
             if wants_json():
-                return jsonify(error="csrf", message=FORM_EXPIRED), 400
+                return jsonify(error="csrf", message=str(FORM_EXPIRED)), 400
             if fragment:
                 return render_template("booklore_oidc/_checks.html", check_results=None, alert=FORM_EXPIRED), 400
             return settings_page(form, status=400, alert=FORM_EXPIRED)
         problems = [message for _, message in form.error_messages]
         results = [
-            checks.CheckResult("form", "Form values", checks.Status.FAIL, "Fix the form first: " + " ".join(problems))
+            checks.CheckResult(
+                "form",
+                gettext("Form values"),
+                checks.Status.FAIL,
+                gettext("Fix the form first: %(problems)s", problems=" ".join(problems)),
+            )
         ]
         if wants_json():
             errors = {name: list(messages) for name, messages in form.errors.items()}

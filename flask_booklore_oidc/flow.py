@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from .claims import ClaimMapping, Identity
 from .discovery import ProviderCache, ProviderMetadata
 from .errors import OIDCError, error_code, scrub
+from .i18n import gettext
 from .models import Transaction, utcnow
 from .settings import Settings
 from .tokens import Expectations, validate_id_token
@@ -181,9 +182,11 @@ class SignInFlow:
         """Take the transaction of ``state`` for this browser, once: it is deleted (and the
         deletion committed) before anything else happens, so a replay finds nothing."""
         if not state:
-            raise OIDCError("invalid_state", "The provider's answer carries no state parameter.")
+            raise OIDCError("invalid_state", gettext("The provider's answer carries no state parameter."))
         if not browser_key:
-            raise OIDCError("invalid_state", "This browser did not start a sign-in (its session cookie is missing).")
+            raise OIDCError(
+                "invalid_state", gettext("This browser did not start a sign-in (its session cookie is missing).")
+            )
         table = Transaction.__table__
         assert isinstance(table, Table)
         state_hash, browser_hash = digest(state), digest(browser_key)
@@ -207,10 +210,10 @@ class SignInFlow:
             ).scalar_one_or_none()
             if other_browser is not None:
                 # Left in place: the browser that started it may still finish it.
-                raise OIDCError("invalid_state", "The sign-in was started in another browser session.")
-            raise OIDCError("invalid_state", "The sign-in is unknown, or was already used.")
+                raise OIDCError("invalid_state", gettext("The sign-in was started in another browser session."))
+            raise OIDCError("invalid_state", gettext("The sign-in is unknown, or was already used."))
         if row.expires_at < utcnow():
-            raise OIDCError("invalid_state", "The sign-in expired; it must be finished within 10 minutes.")
+            raise OIDCError("invalid_state", gettext("The sign-in expired; it must be finished within 10 minutes."))
         return row
 
     def complete(
@@ -227,7 +230,9 @@ class SignInFlow:
             raise OIDCError("provider_error", f"The provider answered {said}" + self._description(params))
         metadata = self.cache.metadata(self.settings)
         if metadata.issuer != transaction.issuer:
-            raise OIDCError("issuer_mismatch", "The provider changed while this sign-in was in progress; start again.")
+            raise OIDCError(
+                "issuer_mismatch", gettext("The provider changed while this sign-in was in progress; start again.")
+            )
         iss = params.get("iss")
         if iss is not None and iss != metadata.issuer:
             raise OIDCError(
@@ -239,14 +244,14 @@ class SignInFlow:
             )
         code = params.get("code")
         if not code:
-            raise OIDCError("provider_error", "The provider's answer carries neither a code nor an error.")
+            raise OIDCError("provider_error", gettext("The provider's answer carries neither a code nor an error."))
 
         token = self._exchange(metadata, code, transaction)
         id_token = token.get("id_token")
         if not isinstance(id_token, str) or not id_token:
             raise OIDCError(
                 "invalid_token",
-                "The provider's token response has no ID token; is the openid scope allowed for this client?",
+                gettext("The provider's token response has no ID token; is the openid scope allowed for this client?"),
             )
         access_token = token.get("access_token") if isinstance(token.get("access_token"), str) else None
         expected = Expectations(
@@ -301,9 +306,13 @@ class SignInFlow:
                 headers={"Accept": "application/json"},
             )
         except requests.Timeout:
-            raise OIDCError("token_exchange_failed", "The provider's token endpoint did not answer in time.") from None
+            raise OIDCError(
+                "token_exchange_failed", gettext("The provider's token endpoint did not answer in time.")
+            ) from None
         except TooLarge:
-            raise OIDCError("token_exchange_failed", "The token endpoint answered with more than 1 MiB.") from None
+            raise OIDCError(
+                "token_exchange_failed", gettext("The token endpoint answered with more than 1 MiB.")
+            ) from None
         except requests.RequestException as exc:
             raise OIDCError(
                 "token_exchange_failed", f"Cannot reach the token endpoint: {type(exc).__name__}."
@@ -318,7 +327,7 @@ class SignInFlow:
             )
         error = body.get("error")
         if error == "invalid_client" or (response.status_code == 401 and error is None):
-            raise OIDCError("invalid_client", "The provider rejected the client credentials (invalid_client).")
+            raise OIDCError("invalid_client", gettext("The provider rejected the client credentials (invalid_client)."))
         if error or response.status_code != 200:
             said = error_code(error) or f"HTTP {response.status_code}"
             raise OIDCError("token_exchange_failed", f"The token endpoint answered {said}" + self._description(body))
