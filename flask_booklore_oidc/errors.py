@@ -19,7 +19,7 @@ from urllib.parse import quote, quote_plus
 
 from werkzeug.exceptions import HTTPException
 
-from .i18n import lazy_gettext
+from .i18n import lazy_gettext, untranslated
 
 #: every error code of SPEC §10 (and ``account_inactive``, for a host that refuses a sign-in, and
 #: ``invalid_username``, for a provider username that cannot be compared exactly, §6)
@@ -224,6 +224,9 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
 class OIDCError(HTTPException):
     """A failed sign-in step. ``code`` is one of :data:`ERRORS`; ``detail`` says what happened.
 
+    ``title``, ``advice`` and a ``detail`` made with :func:`~.i18n.lazy_gettext` are rendered in
+    the reader's language; ``str(error)``, what the log shows, stays English.
+
     >>> raise OIDCError("user_not_provisioned", "No account for 'alice'.")
     """
 
@@ -231,14 +234,14 @@ class OIDCError(HTTPException):
         info = ERRORS[error_code]
         self.error_code = error_code
         self.code = info.status
-        # Looked up now, in the locale of the request the error happens in.
-        self.title = str(info.title)
-        self.advice = tuple(str(line) for line in info.advice)
+        # Lazy: rendered in the locale of the page that shows them.
+        self.title = info.title
+        self.advice = info.advice
         self.detail = detail
         super().__init__(description=detail or self.title)
 
     def __str__(self) -> str:
-        return f"{self.error_code}: {self.detail or self.title}"
+        return f"{self.error_code}: {untranslated(self.detail or self.title)}"
 
 
 assert set(get_args(ErrorCode)) == set(ERRORS), "every error code has its entry in ERRORS"

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from .claims import ClaimMapping, Identity
 from .discovery import ProviderCache, ProviderMetadata
 from .errors import OIDCError, error_code, scrub
-from .i18n import gettext
+from .i18n import lazy_gettext
 from .models import Transaction, utcnow
 from .settings import Settings
 from .tokens import Expectations, validate_id_token
@@ -182,10 +182,10 @@ class SignInFlow:
         """Take the transaction of ``state`` for this browser, once: it is deleted (and the
         deletion committed) before anything else happens, so a replay finds nothing."""
         if not state:
-            raise OIDCError("invalid_state", gettext("The provider's answer carries no state parameter."))
+            raise OIDCError("invalid_state", lazy_gettext("The provider's answer carries no state parameter."))
         if not browser_key:
             raise OIDCError(
-                "invalid_state", gettext("This browser did not start a sign-in (its session cookie is missing).")
+                "invalid_state", lazy_gettext("This browser did not start a sign-in (its session cookie is missing).")
             )
         table = Transaction.__table__
         assert isinstance(table, Table)
@@ -210,10 +210,12 @@ class SignInFlow:
             ).scalar_one_or_none()
             if other_browser is not None:
                 # Left in place: the browser that started it may still finish it.
-                raise OIDCError("invalid_state", gettext("The sign-in was started in another browser session."))
-            raise OIDCError("invalid_state", gettext("The sign-in is unknown, or was already used."))
+                raise OIDCError("invalid_state", lazy_gettext("The sign-in was started in another browser session."))
+            raise OIDCError("invalid_state", lazy_gettext("The sign-in is unknown, or was already used."))
         if row.expires_at < utcnow():
-            raise OIDCError("invalid_state", gettext("The sign-in expired; it must be finished within 10 minutes."))
+            raise OIDCError(
+                "invalid_state", lazy_gettext("The sign-in expired; it must be finished within 10 minutes.")
+            )
         return row
 
     def complete(
@@ -226,32 +228,51 @@ class SignInFlow:
         if transaction is None:
             transaction = self.consume(params.get("state"), browser_key)
         if params.get("error"):
-            said = error_code(params["error"]) or "an error"
-            raise OIDCError("provider_error", f"The provider answered {said}" + self._description(params))
+            said = error_code(params["error"])
+            raise OIDCError(
+                "provider_error",
+                lazy_gettext(
+                    "The provider answered %(error)s%(description)s", error=said, description=self._description(params)
+                )
+                if said
+                else lazy_gettext(
+                    "The provider answered an error%(description)s", description=self._description(params)
+                ),
+            )
         metadata = self.cache.metadata(self.settings)
         if metadata.issuer != transaction.issuer:
             raise OIDCError(
-                "issuer_mismatch", gettext("The provider changed while this sign-in was in progress; start again.")
+                "issuer_mismatch", lazy_gettext("The provider changed while this sign-in was in progress; start again.")
             )
         iss = params.get("iss")
         if iss is not None and iss != metadata.issuer:
             raise OIDCError(
-                "issuer_mismatch", f"The answer came from the issuer {iss!r}, not {metadata.issuer!r} (RFC 9207)."
+                "issuer_mismatch",
+                lazy_gettext(
+                    "The answer came from the issuer %(iss)s, not %(issuer)s (RFC 9207).",
+                    iss=repr(iss),
+                    issuer=repr(metadata.issuer),
+                ),
             )
         if iss is None and metadata.iss_parameter_supported:
             raise OIDCError(
-                "issuer_mismatch", "The provider promises an iss parameter in its answer (RFC 9207) but sent none."
+                "issuer_mismatch",
+                lazy_gettext("The provider promises an iss parameter in its answer (RFC 9207) but sent none."),
             )
         code = params.get("code")
         if not code:
-            raise OIDCError("provider_error", gettext("The provider's answer carries neither a code nor an error."))
+            raise OIDCError(
+                "provider_error", lazy_gettext("The provider's answer carries neither a code nor an error.")
+            )
 
         token = self._exchange(metadata, code, transaction)
         id_token = token.get("id_token")
         if not isinstance(id_token, str) or not id_token:
             raise OIDCError(
                 "invalid_token",
-                gettext("The provider's token response has no ID token; is the openid scope allowed for this client?"),
+                lazy_gettext(
+                    "The provider's token response has no ID token; is the openid scope allowed for this client?"
+                ),
             )
         access_token = token.get("access_token") if isinstance(token.get("access_token"), str) else None
         expected = Expectations(
@@ -307,15 +328,16 @@ class SignInFlow:
             )
         except requests.Timeout:
             raise OIDCError(
-                "token_exchange_failed", gettext("The provider's token endpoint did not answer in time.")
+                "token_exchange_failed", lazy_gettext("The provider's token endpoint did not answer in time.")
             ) from None
         except TooLarge:
             raise OIDCError(
-                "token_exchange_failed", gettext("The token endpoint answered with more than 1 MiB.")
+                "token_exchange_failed", lazy_gettext("The token endpoint answered with more than 1 MiB.")
             ) from None
         except requests.RequestException as exc:
             raise OIDCError(
-                "token_exchange_failed", f"Cannot reach the token endpoint: {type(exc).__name__}."
+                "token_exchange_failed",
+                lazy_gettext("Cannot reach the token endpoint: %(error)s.", error=type(exc).__name__),
             ) from None
         try:
             body = response.json()
@@ -323,14 +345,26 @@ class SignInFlow:
             body = None
         if not isinstance(body, dict):
             raise OIDCError(
-                "token_exchange_failed", f"The token endpoint answered HTTP {response.status_code} without a JSON body."
+                "token_exchange_failed",
+                lazy_gettext(
+                    "The token endpoint answered HTTP %(status)s without a JSON body.", status=response.status_code
+                ),
             )
         error = body.get("error")
         if error == "invalid_client" or (response.status_code == 401 and error is None):
-            raise OIDCError("invalid_client", gettext("The provider rejected the client credentials (invalid_client)."))
+            raise OIDCError(
+                "invalid_client", lazy_gettext("The provider rejected the client credentials (invalid_client).")
+            )
         if error or response.status_code != 200:
             said = error_code(error) or f"HTTP {response.status_code}"
-            raise OIDCError("token_exchange_failed", f"The token endpoint answered {said}" + self._description(body))
+            raise OIDCError(
+                "token_exchange_failed",
+                lazy_gettext(
+                    "The token endpoint answered %(error)s%(description)s",
+                    error=said,
+                    description=self._description(body),
+                ),
+            )
         return body
 
     def _description(self, answer: Mapping[str, Any]) -> str:
@@ -351,19 +385,27 @@ class SignInFlow:
                 headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             )
         except TooLarge:
-            raise OIDCError("provider_unreachable", "The userinfo endpoint answered with more than 1 MiB.") from None
+            raise OIDCError(
+                "provider_unreachable", lazy_gettext("The userinfo endpoint answered with more than 1 MiB.")
+            ) from None
         except requests.RequestException as exc:
             raise OIDCError(
-                "provider_unreachable", f"Cannot reach the userinfo endpoint: {type(exc).__name__}."
+                "provider_unreachable",
+                lazy_gettext("Cannot reach the userinfo endpoint: %(error)s.", error=type(exc).__name__),
             ) from None
         if response.status_code != 200:
-            raise OIDCError("token_exchange_failed", f"The userinfo endpoint answered HTTP {response.status_code}.")
+            raise OIDCError(
+                "token_exchange_failed",
+                lazy_gettext("The userinfo endpoint answered HTTP %(status)s.", status=response.status_code),
+            )
         try:
             body = response.json()
         except ValueError:
             raise OIDCError(
-                "invalid_token", "The userinfo response is not JSON (signed userinfo is not supported)."
+                "invalid_token", lazy_gettext("The userinfo response is not JSON (signed userinfo is not supported).")
             ) from None
         if not isinstance(body, dict) or body.get("sub") != subject:
-            raise OIDCError("invalid_token", "The userinfo response is about another subject than the ID token.")
+            raise OIDCError(
+                "invalid_token", lazy_gettext("The userinfo response is about another subject than the ID token.")
+            )
         return body

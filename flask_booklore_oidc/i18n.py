@@ -72,6 +72,12 @@ def lazy_gettext(message: str, **variables: Any) -> LazyString:
     return LazyString(message, variables)
 
 
+def untranslated(text: str) -> str:
+    """The English text of ``text``, a :class:`LazyString` or not: for log lines, which stay
+    English whatever language the reader's page is in."""
+    return str.__str__(text)
+
+
 class LazyString(str):
     """A message looked up in the current locale every time it is used as text.
 
@@ -90,7 +96,10 @@ class LazyString(str):
 
     def __new__(cls, message: str, variables: dict[str, Any] | None = None) -> LazyString:
         variables = dict(variables or {})
-        self = super().__new__(cls, message % variables if variables else message)
+        english = {
+            name: untranslated(value) if isinstance(value, LazyString) else value for name, value in variables.items()
+        }
+        self = super().__new__(cls, message % english if variables else message)
         self._message = message
         self._variables = variables
         return self

@@ -23,7 +23,7 @@ from .adapter import Access, UserAdapter
 from .claims import Identity, resolve_claim
 from .errors import ERRORS, OIDCError
 from .flow import Completed
-from .i18n import gettext
+from .i18n import gettext, lazy_gettext
 from .mapping import MappingRow, load_rows
 from .pages import admin_only, refusal, refused_form_page, settings_form, settings_page, submitted, who
 from .provisioning import Decision, Resolver, Rule
@@ -95,7 +95,9 @@ def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
         try:
             override = json.loads(state.box.open(sealed))
         except InvalidToken:
-            error = OIDCError("invalid_state", gettext("The test sign-in's settings cannot be read; start it again."))
+            error = OIDCError(
+                "invalid_state", lazy_gettext("The test sign-in's settings cannot be read; start it again.")
+            )
             return render_page("booklore_oidc/preview.html", preview=None, error=error), 400
         merged, _ = rules.for_unsaved(saved, override["changes"], remove_secret=bool(override["remove_secret"]))
     try:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from .adapter import Access, NewUser, UserAdapter
 from .claims import Identity
 from .errors import OIDCError
-from .i18n import gettext
+from .i18n import lazy_gettext
 from .mapping import MappingRow, compute_access, matching
 from .models import Identity as IdentityRow
 from .models import utcnow
@@ -145,7 +145,7 @@ class Resolver:
                 Rule.REFUSED,
                 error=OIDCError(
                     "access_denied_group",
-                    gettext(
+                    lazy_gettext(
                         "%(user)s is not a member of an allowed group (%(groups)s).",
                         user=identity.username or identity.subject,
                         groups=", ".join(settings.allowed_groups),
@@ -160,7 +160,7 @@ class Resolver:
                     Rule.INVALID_USERNAME,
                     error=OIDCError(
                         "invalid_username",
-                        gettext(
+                        lazy_gettext(
                             "The provider's username %(user)s %(problem)s; usernames are compared exactly, so it is "
                             "refused rather than trimmed.",
                             user=repr(identity.username),
@@ -186,7 +186,7 @@ class Resolver:
                         user=user,
                         error=OIDCError(
                             "account_conflict",
-                            gettext(
+                            lazy_gettext(
                                 "The account %(user)s is already linked to another identity at this provider.",
                                 user=repr(adapter.get_username(user)),
                             ),
@@ -203,7 +203,7 @@ class Resolver:
                         user=matches[0],
                         error=OIDCError(
                             "account_conflict",
-                            gettext(
+                            lazy_gettext(
                                 "The account with the email %(email)s is already linked to another identity at this "
                                 "provider.",
                                 email=identity.email,
@@ -220,7 +220,7 @@ class Resolver:
                     Rule.NOT_PROVISIONED,
                     error=OIDCError(
                         "user_not_provisioned",
-                        gettext(
+                        lazy_gettext(
                             "The provider sent no username (claim %(claim)s), so no account can be created.",
                             claim=repr(settings.claim_username),
                         ),
@@ -231,7 +231,7 @@ class Resolver:
                     Rule.CONFLICT,
                     error=OIDCError(
                         "account_conflict",
-                        gettext(
+                        lazy_gettext(
                             "The username %(user)s is taken by an account that may not be linked automatically.",
                             user=repr(identity.username),
                         ),
@@ -243,7 +243,7 @@ class Resolver:
                     Rule.CONFLICT,
                     error=OIDCError(
                         "account_conflict",
-                        gettext(
+                        lazy_gettext(
                             "The username %(user)s looks like the name of an existing account, so no account is "
                             "created for it: names that look alike could be mistaken for each other.",
                             user=repr(identity.username),
@@ -255,7 +255,7 @@ class Resolver:
                     Rule.CONFLICT,
                     error=OIDCError(
                         "account_conflict",
-                        gettext(
+                        lazy_gettext(
                             "The email address %(email)s belongs to an account that may not be linked automatically.",
                             email=identity.email,
                         ),
@@ -273,7 +273,7 @@ class Resolver:
             Rule.NOT_PROVISIONED,
             error=OIDCError(
                 "user_not_provisioned",
-                gettext(
+                lazy_gettext(
                     "There is no account here for the provider's user %(user)s.",
                     user=repr(identity.username or identity.subject),
                 ),
@@ -293,7 +293,7 @@ class Resolver:
                 user=user,
                 error=OIDCError(
                     "account_conflict",
-                    gettext(
+                    lazy_gettext(
                         "The account %(user)s is an administrator account without a password here, so it is not "
                         "linked to a provider sign-in automatically: an administrator must link it (flask "
                         "booklore-oidc link).",
@@ -347,7 +347,7 @@ class Resolver:
                     session.rollback()
                     raise OIDCError(
                         "account_conflict",
-                        gettext(
+                        lazy_gettext(
                             "The account this sign-in would link to changed since its password was asked for; "
                             "sign in again."
                         ),
@@ -365,7 +365,7 @@ class Resolver:
                     log.warning("Sign-in of %s kept conflicting with concurrent writes.", identity.subject)
                     raise OIDCError(
                         "account_conflict",
-                        gettext("Another sign-in changed the same account at the same moment; try again."),
+                        lazy_gettext("Another sign-in changed the same account at the same moment; try again."),
                     ) from None
             except BaseException:
                 session.rollback()

@@ -22,7 +22,7 @@ from .adapter import Access, UserAdapter
 from .claims import Identity
 from .errors import OIDCError
 from .flow import Completed, SignInFlow
-from .i18n import gettext
+from .i18n import lazy_gettext
 from .mapping import load_rows
 from .provisioning import Resolver, Rule
 from .secretbox import InvalidToken
@@ -104,7 +104,7 @@ def sign_in_with_provider(
         if not adapter.is_active(user):
             raise OIDCError(
                 "account_inactive",
-                gettext("The account %(user)s is not active here.", user=repr(adapter.get_username(user))),
+                lazy_gettext("The account %(user)s is not active here.", user=repr(adapter.get_username(user))),
             )
         record[:] = [
             sessions.add_record(
@@ -137,7 +137,7 @@ def sign_in_with_provider(
     if not adapter.login_user(resolution.user):
         raise OIDCError(
             "account_inactive",
-            gettext("The account %(user)s was refused.", user=repr(adapter.get_username(resolution.user))),
+            lazy_gettext("The account %(user)s was refused.", user=repr(adapter.get_username(resolution.user))),
         )
     sessions.attach(record[0])
 

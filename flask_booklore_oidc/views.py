@@ -256,7 +256,7 @@ def login_post() -> ResponseReturnValue:
     if outcome == LocalOutcome.INVALID:
         return _login_page(form, status=401, message=gettext("Invalid username or password."), local=True)
     if not sign_in_locally(state, settings, user):
-        raise OIDCError("account_inactive", gettext("This account may not sign in."))
+        raise OIDCError("account_inactive", lazy_gettext("This account may not sign in."))
     return redirect(safe_next(form.next.data, index()))
 
 
@@ -290,7 +290,7 @@ def start() -> ResponseReturnValue:
             # The caller's error, not the provider's: a 400 that does not repeat their text.
             raise OIDCError(
                 "invalid_request",
-                gettext(
+                lazy_gettext(
                     "This sign-in link names another issuer than this app's provider (%(issuer)s). Start from this "
                     "app's login page, or check the Client Launch URL at the provider.",
                     issuer=issuer,
@@ -387,7 +387,7 @@ def link_account() -> ResponseReturnValue:
     state = current_state()
     account = pending_account(state)
     if account is None:
-        raise OIDCError("invalid_state", str(_NO_PENDING_LINK))
+        raise OIDCError("invalid_state", _NO_PENDING_LINK)
     form = LinkForm()
     if request.method == "GET":
         return _link_page(form, account.username)
@@ -425,7 +425,7 @@ def link_account() -> ResponseReturnValue:
             status=401,
             message=ngettext("Wrong password. %(num)s attempt left.", "Wrong password. %(num)s attempts left.", left),
         )
-    raise OIDCError("invalid_state", str(_NO_PENDING_LINK))
+    raise OIDCError("invalid_state", _NO_PENDING_LINK)
 
 
 # -- sign-out ---------------------------------------------------------------------------------
@@ -534,7 +534,7 @@ def guard_login(view: Callable[..., Any], *, username_field: str, password_field
                 log.info("Local sign-in refused in OIDC-only mode (host login view).")
                 error = OIDCError(
                     "local_login_disabled",
-                    gettext(
+                    lazy_gettext(
                         "Local sign-in is for administrators only while OIDC-Only Mode is on, and these details were "
                         "not accepted. Sign in with %(name)s instead.",
                         name=settings.provider_name,

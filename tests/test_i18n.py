@@ -176,6 +176,25 @@ def test_tables_built_at_import_are_read_in_the_locale_of_the_moment(babel_app):
         assert str(title) == "L'authentification unique n'est pas activée"
 
 
+def test_the_log_stays_english_while_the_page_is_german(babel_app, caplog):
+    with caplog.at_level("WARNING", logger="flask_booklore_oidc"):
+        response = babel_app.test_client().get(CALLBACK_PATH, headers=_in("de"))
+    assert "Die Antwort des Anbieters enthält keinen state-Parameter." in page_text(response)
+    assert "invalid_state: The provider's answer carries no state parameter." in caplog.text
+    assert "Anbieter" not in caplog.text
+
+
+def test_a_cached_provider_failure_is_shown_in_each_readers_language(babel_app, op):
+    with babel_app.test_request_context():
+        babel_app.extensions["booklore_oidc"].save_settings({"issuer_uri": "http://127.0.0.1:9"})
+    client = babel_app.test_client()
+    german = page_text(client.get("/login/oidc", headers=_in("de")))
+    french = page_text(client.get("/login/oidc", headers=_in("fr")))  # from the failure cache
+    where = "http://127.0.0.1:9/.well-known/openid-configuration"
+    assert f"Der Discovery-Endpunkt unter {where} ist nicht erreichbar: ConnectionError." in german
+    assert f"Impossible de joindre le endpoint de découverte à l'adresse {where} : ConnectionError." in french
+
+
 # -- without Flask-Babel, or without a reader: English ---------------------------------------------
 
 
