@@ -38,13 +38,18 @@ def _babel_domain() -> Any:
     global _domain
     if not has_request_context() or "babel" not in current_app.extensions:
         return None
+    try:
+        import flask_babel
+    except ImportError:  # another extension registered under the name "babel"
+        return None
+    # Flask-Babel 4 registers its configuration, earlier versions the Babel object; anything
+    # else (Flask-BabelEx, say) is not ours to drive.
+    kinds = tuple(kind for kind in (getattr(flask_babel, "BabelConfiguration", None), flask_babel.Babel) if kind)
+    if not isinstance(current_app.extensions["babel"], kinds) or not hasattr(flask_babel, "Domain"):
+        return None
     if _domain is None:
-        try:
-            from flask_babel import Domain
-        except ImportError:  # an app that registered another extension under the name "babel"
-            return None
         # One object for every app: its cache is keyed by locale, and the catalogs are ours.
-        _domain = Domain(translation_directories=[TRANSLATIONS], domain=DOMAIN)
+        _domain = flask_babel.Domain(translation_directories=[TRANSLATIONS], domain=DOMAIN)
     return _domain
 
 

@@ -215,6 +215,12 @@ def test_outside_a_request_messages_stay_english_even_with_a_german_default(app)
         assert OIDCError("oidc_disabled").title == "Single sign-on is not enabled"
 
 
+def test_another_extension_named_babel_is_left_alone(app):
+    app.extensions["babel"] = object()  # Flask-BabelEx, say
+    with app.test_request_context(headers=_in("de")):
+        assert sign_in_label("Pocket ID") == "Sign in with Pocket ID"
+
+
 def test_lazy_strings_behave_like_the_text_they_stand_for(babel_app):
     lazy = i18n.lazy_gettext("Sign in with %(name)s", name="Pocket ID")
     assert lazy == "Sign in with Pocket ID" and isinstance(lazy, str)
