@@ -8,13 +8,20 @@ app.extensions``), a message is looked up with a :class:`flask_babel.Domain` of 
 locale the host's locale selector picks for the request. Outside a request (the CLI, startup,
 a background job) there is no reader, and the text stays English.
 
-Placeholders are ``%(name)s`` (Babel's python-format), filled after the lookup::
+Placeholders are ``%(name)s`` (Babel's python-format), filled after the lookup; a message is
+a whole sentence, never pieced together from translated fragments::
 
-    gettext("Too many attempts; try again in %(count)s minutes.", count=3)
+    gettext("Cannot reach %(url)s: %(problem)s.", url=url, problem=problem)
 
 :func:`lazy_gettext` is for module-level tables (:data:`~.errors.ERRORS`,
-:data:`~.config.FIELDS`): a :class:`LazyString` is looked up each time it is turned into text,
-so the table is built once and read in the locale of the moment.
+:data:`~.config.FIELDS`) and for error details: a :class:`LazyString` is looked up each time
+it is turned into text, so the table is built once and read in the locale of the moment, and
+the log (:func:`untranslated`, ``str(OIDCError)``) stays English.
+
+Our templates translate with the app's Jinja globals ``booklore_oidc_gettext`` and
+``booklore_oidc_ngettext``, never the host's ``_``, which is bound to the host's own domain.
+``make messages`` extracts every message into ``translations/flask_booklore_oidc.pot`` and
+merges it into each ``.po``; ``make translations`` compiles the ``.mo`` files the wheel ships.
 """
 
 from __future__ import annotations
