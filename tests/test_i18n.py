@@ -184,6 +184,23 @@ def test_the_log_stays_english_while_the_page_is_german(babel_app, caplog):
     assert "Anbieter" not in caplog.text
 
 
+def test_a_token_failure_is_explained_in_german(babel_app):
+    from flask_booklore_oidc.tokens import read_header
+
+    with babel_app.test_request_context(headers=_in("de")):
+        with pytest.raises(OIDCError) as refused:
+            read_header("not-a-jwt")
+        assert str(refused.value.detail).startswith("Das ID-Token ist kein wohlgeformtes signiertes JWT (")
+        assert str(refused.value).startswith("invalid_token: The ID token is not a well-formed signed JWT (")
+
+
+def test_a_username_problem_is_explained_in_french(babel_app):
+    from flask_booklore_oidc.names import username_problem
+
+    with babel_app.test_request_context(headers=_in("fr")):
+        assert str(username_problem(" admin")) == "commence ou se termine par un blanc"
+
+
 def test_a_cached_provider_failure_is_shown_in_each_readers_language(babel_app, op):
     with babel_app.test_request_context():
         babel_app.extensions["booklore_oidc"].save_settings({"issuer_uri": "http://127.0.0.1:9"})
