@@ -92,6 +92,12 @@ def test_the_host_locale_selector_decides_per_request(babel_app):
     assert "This sign-in link has expired" in page_text(client.get(CALLBACK_PATH, headers=_in("en")))
 
 
+def test_a_regional_locale_uses_its_language_and_an_unknown_one_english(babel_app):
+    client = babel_app.test_client()
+    assert "Dieser Anmeldelink ist abgelaufen" in page_text(client.get(CALLBACK_PATH + "?lang=de_AT"))
+    assert "This sign-in link has expired" in page_text(client.get(CALLBACK_PATH + "?lang=es"))
+
+
 def test_babel_default_locale_applies_when_the_selector_has_no_answer(app):
     app.config["BABEL_DEFAULT_LOCALE"] = "de"
     Babel(app)
