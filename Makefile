@@ -9,7 +9,7 @@ NODE_STAMP := devprovider/node_modules/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 DEMO_NODE_STAMP := devprovider/node_modules/.demo-installed
 
-.PHONY: demo test lint docs bench browsers clean
+.PHONY: demo test lint docs bench browsers clean messages translations
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,30 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -E -q -b html docs docs/_build/html
 	@echo "make docs: open docs/_build/html/index.html"
+
+# Our own gettext domain (flask_booklore_oidc/i18n.py). `make messages` extracts every message of
+# the package and the templates into the .pot and merges it into each language's .po; translate
+# the new entries, then `make translations` compiles the .mo files the wheel ships (committed).
+CATALOGS := flask_booklore_oidc/translations
+LANGUAGES := de fr
+
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k lazy_gettext -k ngettext:1,2 -k booklore_oidc_gettext -k booklore_oidc_ngettext:1,2 --no-wrap --sort-by-file \
+		--project=flask-booklore-oidc --copyright-holder="flask-booklore-oidc authors" \
+		--msgid-bugs-address="" -o $(CATALOGS)/flask_booklore_oidc.pot \
+		flask_booklore_oidc templates
+	for lang in $(LANGUAGES); do \
+		if [ -f $(CATALOGS)/$$lang/LC_MESSAGES/flask_booklore_oidc.po ]; then \
+			$(VENV)/bin/pybabel update --no-wrap --no-fuzzy-matching -D flask_booklore_oidc -l $$lang \
+				-i $(CATALOGS)/flask_booklore_oidc.pot -d $(CATALOGS); \
+		else \
+			$(VENV)/bin/pybabel init --no-wrap -D flask_booklore_oidc -l $$lang \
+				-i $(CATALOGS)/flask_booklore_oidc.pot -d $(CATALOGS); \
+		fi; \
+	done
+
+translations: $(STAMP)
+	$(VENV)/bin/pybabel compile --statistics -D flask_booklore_oidc -d $(CATALOGS)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from . import checks, rules, sessions
 from .config import SECTIONS, fields_of
 from .forms import csrf_failed
+from .i18n import gettext
 from .pages import (
     FORM_EXPIRED,
     admin_only,
@@ -59,7 +60,7 @@ def settings() -> ResponseReturnValue:
     if posted is None:
         return refused_form_page(form)
     if posted.secret_withheld and saved.sources.get("client_secret") == SOURCE_DB:
-        form.client_secret.errors = [rules.SECRET_STAYS_HOME]
+        form.client_secret.errors = [str(rules.SECRET_STAYS_HOME)]
         return settings_page(form, status=400, merged=posted.merged)
     problems = {
         "enabled": rules.enabled_problem(posted.merged),
@@ -109,13 +110,18 @@ def test_connection() -> ResponseReturnValue:
     if posted is None:
         if csrf_failed(form):
             if wants_json():
-                return jsonify(error="csrf", message=FORM_EXPIRED), 400
+                return jsonify(error="csrf", message=str(FORM_EXPIRED)), 400
             if fragment:
                 return render_template("booklore_oidc/_checks.html", check_results=None, alert=FORM_EXPIRED), 400
             return settings_page(form, status=400, alert=FORM_EXPIRED)
         problems = [message for _, message in form.error_messages]
         results = [
-            checks.CheckResult("form", "Form values", checks.Status.FAIL, "Fix the form first: " + " ".join(problems))
+            checks.CheckResult(
+                "form",
+                gettext("Form values"),
+                checks.Status.FAIL,
+                gettext("Fix the form first: %(problems)s", problems=" ".join(problems)),
+            )
         ]
         if wants_json():
             errors = {name: list(messages) for name, messages in form.errors.items()}

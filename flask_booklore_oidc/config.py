@@ -23,6 +23,7 @@ from sqlalchemy import Boolean, Float, Integer, String, Text
 from sqlalchemy.types import TypeEngine
 
 from .claims import validate_mapping
+from .i18n import gettext, lazy_gettext
 
 PREFIX = "BOOKLORE_OIDC_"
 
@@ -66,19 +67,27 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("login-methods", "Login Methods", "How readers sign in. Administrators can always use /login?local=true."),
     Section(
-        "provider", "Provider", "The client you created at your identity provider (Pocket ID, Authelia, Keycloak, …)."
+        "login-methods",
+        lazy_gettext("Login Methods"),
+        lazy_gettext("How readers sign in. Administrators can always use /login?local=true."),
     ),
     Section(
-        "claims", "Claim Mappings", "Which claims of the provider's tokens hold the username, email, name and groups."
+        "provider",
+        lazy_gettext("Provider"),
+        lazy_gettext("The client you created at your identity provider (Pocket ID, Authelia, Keycloak, …)."),
+    ),
+    Section(
+        "claims",
+        lazy_gettext("Claim Mappings"),
+        lazy_gettext("Which claims of the provider's tokens hold the username, email, name and groups."),
     ),
     Section(
         "provisioning",
-        "Provisioning and Linking",
-        "Who gets an account, and how existing accounts are matched on their first sign-in.",
+        lazy_gettext("Provisioning and Linking"),
+        lazy_gettext("Who gets an account, and how existing accounts are matched on their first sign-in."),
     ),
-    Section("advanced", "Session and Advanced", "Addresses, time limits and sign-out."),
+    Section("advanced", lazy_gettext("Session and Advanced"), lazy_gettext("Addresses, time limits and sign-out.")),
 )
 
 
@@ -126,15 +135,26 @@ class Field:
         value from ``app.config``), checked against every rule of this setting."""
         value = self._convert(raw)
         if self.required and value == "":
-            raise ValueError(self.required)
+            raise ValueError(str(self.required))
         if self.kind in ("int", "float") and not _within(value, self.minimum, self.maximum):
-            raise ValueError(f"{self.label} must be between {self.minimum:g} and {self.maximum:g}.")
+            raise ValueError(
+                gettext(
+                    "%(label)s must be between %(minimum)s and %(maximum)s.",
+                    label=self.label,
+                    minimum=f"{self.minimum:g}",
+                    maximum=f"{self.maximum:g}",
+                )
+            )
         if self.check is not None and value not in ("", []):
             problem = self.check(value)
             if problem:
                 raise ValueError(problem)
         if isinstance(value, str) and _CONTROL.search(value):
-            raise ValueError(f"{self.label} contains a control character (a line break, tab or NUL); remove it.")
+            raise ValueError(
+                gettext(
+                    "%(label)s contains a control character (a line break, tab or NUL); remove it.", label=self.label
+                )
+            )
         return value
 
     def _convert(self, raw: Any) -> Any:
@@ -146,17 +166,24 @@ class Field:
                 return True
             if word in FALSE_WORDS:
                 return False
-            raise ValueError(f"{self.label}: expected true or false, got {_shown(raw)}.")
+            raise ValueError(
+                gettext("%(label)s: expected true or false, got %(value)s.", label=self.label, value=_shown(raw))
+            )
         if self.kind == "list":
             items = list(raw) if isinstance(raw, (list, tuple, set, frozenset)) else str(raw).split(",")
             values = [v for v in (str(item).strip() for item in items) if v]
             if len(values) > MAX_LIST_ITEMS:
-                raise ValueError(f"{self.label}: at most {MAX_LIST_ITEMS} entries.")
+                raise ValueError(
+                    gettext("%(label)s: at most %(count)s entries.", label=self.label, count=MAX_LIST_ITEMS)
+                )
             for value in values:
                 if len(value) > MAX_LIST_ITEM_LENGTH or _CONTROL.search(value):
                     raise ValueError(
-                        f"{self.label}: each entry must be at most {MAX_LIST_ITEM_LENGTH} characters, "
-                        "without control characters."
+                        gettext(
+                            "%(label)s: each entry must be at most %(count)s characters, without control characters.",
+                            label=self.label,
+                            count=MAX_LIST_ITEM_LENGTH,
+                        )
                     )
             return values
         if self.kind in ("int", "float"):
@@ -164,21 +191,31 @@ class Field:
             try:
                 number: float = int(text) if self.kind == "int" else float(text)
             except ValueError:
-                kind = "a whole number" if self.kind == "int" else "a number"
-                raise ValueError(f"{self.label}: expected {kind}, got {_shown(raw)}.") from None
+                message = (
+                    gettext("%(label)s: expected a whole number, got %(value)s.", label=self.label, value=_shown(raw))
+                    if self.kind == "int"
+                    else gettext("%(label)s: expected a number, got %(value)s.", label=self.label, value=_shown(raw))
+                )
+                raise ValueError(message) from None
             if number != number or number in (float("inf"), float("-inf")):
-                raise ValueError(f"{self.label}: expected a number, got {_shown(raw)}.")
+                raise ValueError(
+                    gettext("%(label)s: expected a number, got %(value)s.", label=self.label, value=_shown(raw))
+                )
             return number
         text = "" if raw is None else str(raw)
         if self.kind == "choice":
             text = text.strip()
             if text not in self.choices:
-                raise ValueError(f"{self.label}: must be one of {', '.join(self.choices)}.")
+                raise ValueError(
+                    gettext("%(label)s: must be one of %(choices)s.", label=self.label, choices=", ".join(self.choices))
+                )
             return text
         if self.strip:
             text = text.strip()
         if self.max_length is not None and len(text) > self.max_length:
-            raise ValueError(f"{self.label} is longer than {self.max_length} characters.")
+            raise ValueError(
+                gettext("%(label)s is longer than %(count)s characters.", label=self.label, count=self.max_length)
+            )
         return text
 
 
@@ -198,17 +235,29 @@ def _shown(raw: Any) -> str:
 def _client_id(value: str) -> str | None:
     for index, char in enumerate(value):
         if char.isspace():
-            where = "at the start" if index == 0 else "at the end" if index == len(value) - 1 else "inside it"
-            return (
-                f"Client ID contains whitespace ({_describe_space(char)} {where}): copy it again from the provider, "
-                "without spaces."
+            space = _describe_space(char)
+            if index == 0:
+                return gettext(
+                    "Client ID contains whitespace (%(space)s at the start): copy it again from the provider, "
+                    "without spaces.",
+                    space=space,
+                )
+            if index == len(value) - 1:
+                return gettext(
+                    "Client ID contains whitespace (%(space)s at the end): copy it again from the provider, "
+                    "without spaces.",
+                    space=space,
+                )
+            return gettext(
+                "Client ID contains whitespace (%(space)s inside it): copy it again from the provider, without spaces.",
+                space=space,
             )
     return None
 
 
 def _client_secret(value: str) -> str | None:
     if value != value.strip():
-        return "Client Secret starts or ends with whitespace: copy it again from the provider, without spaces."
+        return gettext("Client Secret starts or ends with whitespace: copy it again from the provider, without spaces.")
     return None
 
 
@@ -220,54 +269,71 @@ def http_url_problem(value: str, label: str, *, https_only: bool) -> str | None:
         hostname = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        return f"{label} is not a valid URL; enter one such as https://{example}.example.com."
+        return gettext(
+            "%(label)s is not a valid URL; enter one such as %(example)s.",
+            label=label,
+            example=f"https://{example}.example.com",
+        )
     if parts.scheme not in ("http", "https") or not hostname:
-        return f"{label} must be an absolute URL such as https://{example}.example.com, got {_shown(value)}."
+        return gettext(
+            "%(label)s must be an absolute URL such as %(example)s, got %(value)s.",
+            label=label,
+            example=f"https://{example}.example.com",
+            value=_shown(value),
+        )
     if parts.query or parts.fragment or value.endswith(("?", "#")):
-        return f"{label} must not contain a query (?…) or a fragment (#…)."
+        return gettext("%(label)s must not contain a query (?…) or a fragment (#…).", label=label)
     if parts.username is not None or parts.password is not None:
-        return f"{label} must not contain a user name or password."
+        return gettext("%(label)s must not contain a user name or password.", label=label)
     if https_only and parts.scheme == "http" and hostname not in _LOCAL_HOSTS:
-        return (
-            f"{label} must be an https:// URL (http:// is allowed only for localhost, 127.0.0.1 and ::1), "
-            f"got {_shown(value)}."
+        return gettext(
+            "%(label)s must be an https:// URL (http:// is allowed only for localhost, 127.0.0.1 and ::1), "
+            "got %(value)s.",
+            label=label,
+            value=_shown(value),
         )
     return None
 
 
 def _issuer(value: str) -> str | None:
     if value.rstrip("/").endswith("/.well-known/openid-configuration"):
-        return "Issuer URI: enter the provider's base URL, without /.well-known/openid-configuration."
-    return http_url_problem(value, "Issuer URI", https_only=True)
+        return gettext("Issuer URI: enter the provider's base URL, without /.well-known/openid-configuration.")
+    return http_url_problem(value, lazy_gettext("Issuer URI"), https_only=True)
 
 
 def _public_url(value: str) -> str | None:
-    return http_url_problem(value, "Public URL", https_only=False)
+    return http_url_problem(value, lazy_gettext("Public URL"), https_only=False)
 
 
 def _scopes(value: str) -> str | None:
     for scope in value.replace(",", " ").split():
         if not _SCOPE_TOKEN.match(scope):
-            return f"Scopes: {_shown(scope)} is not a valid scope name."
+            return gettext("Scopes: %(value)s is not a valid scope name.", value=_shown(scope))
     return None
 
 
 def _claim(label: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         problem = validate_mapping(value)
-        return f"{label}: {problem}." if problem else None
+        return gettext("%(label)s: %(problem)s.", label=label, problem=problem) if problem else None
 
     return check
 
 
 def _ca_bundle(value: str) -> str | None:
     if not os.path.isfile(value):
-        return f"CA bundle: there is no file at {value} on this server."
+        return gettext("CA bundle: there is no file at %(path)s on this server.", path=value)
     return None
 
 
 def _describe_space(char: str) -> str:
-    return {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a line break"}.get(char, "a blank character")
+    if char == " ":
+        return gettext("a space")
+    if char == "\t":
+        return gettext("a tab")
+    if char in "\r\n":
+        return gettext("a line break")
+    return gettext("a blank character")
 
 
 # -- the settings ---------------------------------------------------------------------------------
@@ -278,16 +344,18 @@ FIELDS: tuple[Field, ...] = (
         "enabled",
         "bool",
         False,
-        "OIDC Login",
-        "Show the sign-in button and accept sign-ins through the provider.",
+        lazy_gettext("OIDC Login"),
+        lazy_gettext("Show the sign-in button and accept sign-ins through the provider."),
         "login-methods",
     ),
     Field(
         "only_mode",
         "bool",
         False,
-        "OIDC-Only Mode",
-        "Send everyone straight to the provider; only admins may still sign in locally, through /login?local=true.",
+        lazy_gettext("OIDC-Only Mode"),
+        lazy_gettext(
+            "Send everyone straight to the provider; only admins may still sign in locally, through /login?local=true."
+        ),
         "login-methods",
     ),
     # Provider
@@ -295,18 +363,20 @@ FIELDS: tuple[Field, ...] = (
         "provider_name",
         "str",
         "OIDC",
-        "Provider Name",
-        "Shown on the button: “Sign in with {name}”.",
+        lazy_gettext("Provider Name"),
+        lazy_gettext("Shown on the button: “Sign in with {name}”."),
         "provider",
         max_length=100,
-        required="Provider Name is empty: enter the name shown on the button, e.g. Pocket ID.",
+        required=lazy_gettext("Provider Name is empty: enter the name shown on the button, e.g. Pocket ID."),
     ),
     Field(
         "client_id",
         "str",
         "",
-        "Client ID",
-        "The Client ID the provider generated for this app. Changing it signs out everyone signed in through the old client.",
+        lazy_gettext("Client ID"),
+        lazy_gettext(
+            "The Client ID the provider generated for this app. Changing it signs out everyone signed in through the old client."
+        ),
         "provider",
         max_length=255,
         check=_client_id,
@@ -316,8 +386,8 @@ FIELDS: tuple[Field, ...] = (
         "client_secret",
         "secret",
         "",
-        "Client Secret",
-        "Leave empty for a public client (PKCE, no secret).",
+        lazy_gettext("Client Secret"),
+        lazy_gettext("Leave empty for a public client (PKCE, no secret)."),
         "provider",
         max_length=1000,
         check=_client_secret,
@@ -327,9 +397,11 @@ FIELDS: tuple[Field, ...] = (
         "issuer_uri",
         "str",
         "",
-        "Issuer URI",
-        "The provider's base URL, e.g. https://pocket-id.example.com. Changing it signs out everyone signed in "
-        "through the old provider.",
+        lazy_gettext("Issuer URI"),
+        lazy_gettext(
+            "The provider's base URL, e.g. https://pocket-id.example.com. Changing it signs out everyone signed in "
+            "through the old provider."
+        ),
         "provider",
         max_length=500,
         check=_issuer,
@@ -338,8 +410,8 @@ FIELDS: tuple[Field, ...] = (
         "scopes",
         "str",
         "",
-        "Scopes",
-        "Leave empty for automatic: openid profile email, plus groups when the provider offers it.",
+        lazy_gettext("Scopes"),
+        lazy_gettext("Leave empty for automatic: openid profile email, plus groups when the provider offers it."),
         "provider",
         max_length=500,
         check=_scopes,
@@ -348,8 +420,8 @@ FIELDS: tuple[Field, ...] = (
         "token_auth_method",
         "choice",
         "auto",
-        "Client authentication",
-        "Automatic: none without a secret, else what the provider advertises.",
+        lazy_gettext("Client authentication"),
+        lazy_gettext("Automatic: none without a secret, else what the provider advertises."),
         "provider",
         TOKEN_AUTH_METHODS,
         max_length=40,
@@ -359,48 +431,48 @@ FIELDS: tuple[Field, ...] = (
         "claim_username",
         "str",
         "preferred_username",
-        "Username claim",
-        "Claim holding the username; dot paths and comma-separated fallbacks allowed.",
+        lazy_gettext("Username claim"),
+        lazy_gettext("Claim holding the username; dot paths and comma-separated fallbacks allowed."),
         "claims",
         max_length=200,
-        check=_claim("Username claim"),
+        check=_claim(lazy_gettext("Username claim")),
     ),
     Field(
         "claim_email",
         "str",
         "email",
-        "Email claim",
-        "Claim holding the email address.",
+        lazy_gettext("Email claim"),
+        lazy_gettext("Claim holding the email address."),
         "claims",
         max_length=200,
-        check=_claim("Email claim"),
+        check=_claim(lazy_gettext("Email claim")),
     ),
     Field(
         "claim_display_name",
         "str",
         "name",
-        "Display name claim",
-        "Claim holding the display name.",
+        lazy_gettext("Display name claim"),
+        lazy_gettext("Claim holding the display name."),
         "claims",
         max_length=200,
-        check=_claim("Display name claim"),
+        check=_claim(lazy_gettext("Display name claim")),
     ),
     Field(
         "claim_groups",
         "str",
         "groups",
-        "Groups claim",
-        "Claim holding the groups, e.g. groups or realm_access.roles.",
+        lazy_gettext("Groups claim"),
+        lazy_gettext("Claim holding the groups, e.g. groups or realm_access.roles."),
         "claims",
         max_length=200,
-        check=_claim("Groups claim"),
+        check=_claim(lazy_gettext("Groups claim")),
     ),
     Field(
         "always_userinfo",
         "bool",
         False,
-        "Always call userinfo",
-        "Fetch userinfo even when the ID token carries every mapped claim.",
+        lazy_gettext("Always call userinfo"),
+        lazy_gettext("Fetch userinfo even when the ID token carries every mapped claim."),
         "claims",
     ),
     # Provisioning and Linking
@@ -408,65 +480,72 @@ FIELDS: tuple[Field, ...] = (
         "auto_provision",
         "bool",
         False,
-        "Auto-provision new users",
-        "Create an account the first time someone signs in.",
+        lazy_gettext("Auto-provision new users"),
+        lazy_gettext("Create an account the first time someone signs in."),
         "provisioning",
     ),
     Field(
         "sync_profile",
         "bool",
         True,
-        "Sync profile on sign-in",
-        "Update email and display name from the provider at each sign-in.",
+        lazy_gettext("Sync profile on sign-in"),
+        lazy_gettext("Update email and display name from the provider at each sign-in."),
         "provisioning",
     ),
     Field(
         "link_by_username",
         "bool",
         True,
-        "Link local accounts by username",
-        "An existing user whose username matches the provider's is linked on first sign-in.",
+        lazy_gettext("Link local accounts by username"),
+        lazy_gettext("An existing user whose username matches the provider's is linked on first sign-in."),
         "provisioning",
     ),
     Field(
         "username_case_sensitive",
         "bool",
         True,
-        "Usernames are case-sensitive",
-        "Switch off to link “Alice” to the local user “alice”.",
+        lazy_gettext("Usernames are case-sensitive"),
+        lazy_gettext("Switch off to link “Alice” to the local user “alice”."),
         "provisioning",
     ),
     Field(
         "link_by_email",
         "bool",
         False,
-        "Link by verified email",
-        "Link the one local user with the same email, only when the provider says it is verified.",
+        lazy_gettext("Link by verified email"),
+        lazy_gettext("Link the one local user with the same email, only when the provider says it is verified."),
         "provisioning",
     ),
     Field(
         "allowed_groups",
         "list",
         (),
-        "Allowed groups",
-        "If set, only members of these groups may sign in (comma-separated).",
+        lazy_gettext("Allowed groups"),
+        lazy_gettext("If set, only members of these groups may sign in (comma-separated)."),
         "provisioning",
     ),
     Field(
         "default_permissions",
         "list",
         (),
-        "Default permissions",
-        "Given to accounts created on first sign-in.",
+        lazy_gettext("Default permissions"),
+        lazy_gettext("Given to accounts created on first sign-in."),
         "provisioning",
     ),
-    Field("default_libraries", "list", (), "Default libraries", "Libraries new accounts can see.", "provisioning"),
+    Field(
+        "default_libraries",
+        "list",
+        (),
+        lazy_gettext("Default libraries"),
+        lazy_gettext("Libraries new accounts can see."),
+        "provisioning",
+    ),
     Field(
         "group_sync",
         "choice",
         "disabled",
-        "Group sync",
-        "Disabled, replace (access follows the groups) or additive (groups only grant).",
+        lazy_gettext("Group sync"),
+        lazy_gettext("Disabled, replace (access follows the groups) or additive (groups only grant)."),
         "provisioning",
         GROUP_SYNC_MODES,
         max_length=20,
@@ -476,8 +555,8 @@ FIELDS: tuple[Field, ...] = (
         "public_url",
         "str",
         "",
-        "Public URL",
-        "The address readers use, e.g. https://books.example.com; needed behind a reverse proxy.",
+        lazy_gettext("Public URL"),
+        lazy_gettext("The address readers use, e.g. https://books.example.com; needed behind a reverse proxy."),
         "advanced",
         max_length=500,
         check=_public_url,
@@ -486,8 +565,8 @@ FIELDS: tuple[Field, ...] = (
         "http_timeout",
         "float",
         10.0,
-        "HTTP timeout (seconds)",
-        "How long to wait for the provider.",
+        lazy_gettext("HTTP timeout (seconds)"),
+        lazy_gettext("How long to wait for the provider."),
         "advanced",
         minimum=0.1,
         maximum=120,
@@ -496,8 +575,8 @@ FIELDS: tuple[Field, ...] = (
         "ca_bundle",
         "str",
         "",
-        "CA bundle",
-        "Path to a PEM file for a provider with a private certificate authority.",
+        lazy_gettext("CA bundle"),
+        lazy_gettext("Path to a PEM file for a provider with a private certificate authority."),
         "advanced",
         max_length=500,
         check=_ca_bundle,
@@ -506,8 +585,8 @@ FIELDS: tuple[Field, ...] = (
         "clock_skew",
         "int",
         60,
-        "Clock skew (seconds)",
-        "Tolerance for token times when the clocks differ.",
+        lazy_gettext("Clock skew (seconds)"),
+        lazy_gettext("Tolerance for token times when the clocks differ."),
         "advanced",
         minimum=0,
         maximum=600,
@@ -516,8 +595,8 @@ FIELDS: tuple[Field, ...] = (
         "max_session_age",
         "int",
         0,
-        "Maximum session age (hours)",
-        "Readers sign in again after this long, however active they are. 0: no limit.",
+        lazy_gettext("Maximum session age (hours)"),
+        lazy_gettext("Readers sign in again after this long, however active they are. 0: no limit."),
         "advanced",
         minimum=0,
         maximum=8760,
@@ -526,8 +605,8 @@ FIELDS: tuple[Field, ...] = (
         "provider_logout",
         "bool",
         True,
-        "Sign out of the provider too",
-        "On sign-out, also end the session at the provider when it supports it.",
+        lazy_gettext("Sign out of the provider too"),
+        lazy_gettext("On sign-out, also end the session at the provider when it supports it."),
         "advanced",
     ),
 )

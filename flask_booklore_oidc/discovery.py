@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from .errors import OIDCError
+from .i18n import lazy_gettext
 from .settings import Settings
 from .transport import TooLarge, Transport
 
@@ -85,15 +86,22 @@ class ProviderMetadata:
     def parse(cls, document: Any, configured_issuer: str) -> ProviderMetadata:
         """Validate a discovery document; raises :class:`OIDCError` saying what is wrong."""
         if not isinstance(document, dict):
-            raise OIDCError("provider_unreachable", "The discovery document is not a JSON object.")
+            raise OIDCError("provider_unreachable", lazy_gettext("The discovery document is not a JSON object."))
         issuer = document.get("issuer")
         if not isinstance(issuer, str) or not issuers_match(configured_issuer, issuer):
             # Only a plain address is repeated: the document is the provider's text.
-            reported = f"the issuer {shown_url(issuer)!r}" if shown_url(issuer) == issuer else "another issuer"
-            raise OIDCError(
-                "issuer_mismatch",
-                f"The provider reports {reported}, but the configured Issuer URI is {configured_issuer!r}.",
-            )
+            if shown_url(issuer) == issuer:
+                detail = lazy_gettext(
+                    "The provider reports the issuer %(reported)s, but the configured Issuer URI is %(configured)s.",
+                    reported=repr(issuer),
+                    configured=repr(configured_issuer),
+                )
+            else:
+                detail = lazy_gettext(
+                    "The provider reports another issuer, but the configured Issuer URI is %(configured)s.",
+                    configured=repr(configured_issuer),
+                )
+            raise OIDCError("issuer_mismatch", detail)
         missing = [
             name
             for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
@@ -102,7 +110,7 @@ class ProviderMetadata:
         if missing:
             raise OIDCError(
                 "provider_unreachable",
-                "The discovery document lacks " + ", ".join(missing) + ".",
+                lazy_gettext("The discovery document lacks %(missing)s.", missing=", ".join(missing)),
             )
 
         def optional(name: str) -> str | None:
@@ -121,21 +129,39 @@ class ProviderMetadata:
 
 
 def fetch_json(transport: Transport, url: str, settings: Settings, what: str) -> Any:
-    """GET ``url`` and decode JSON, turning every failure into ``provider_unreachable``."""
+    """GET ``url`` and decode JSON, turning every failure into ``provider_unreachable``.
+    ``what`` names the address in the messages (a lazy text: the failure is cached)."""
     try:
         response = transport.get(url, settings, headers={"Accept": "application/json"})
     except requests.Timeout:
-        raise OIDCError("provider_unreachable", f"The {what} at {url} did not answer in time.") from None
+        raise OIDCError(
+            "provider_unreachable", lazy_gettext("The %(what)s at %(url)s did not answer in time.", what=what, url=url)
+        ) from None
     except TooLarge:
-        raise OIDCError("provider_unreachable", f"The {what} at {url} answered with more than 1 MiB.") from None
+        raise OIDCError(
+            "provider_unreachable",
+            lazy_gettext("The %(what)s at %(url)s answered with more than 1 MiB.", what=what, url=url),
+        ) from None
     except requests.RequestException as exc:
-        raise OIDCError("provider_unreachable", f"Cannot reach the {what} at {url}: {type(exc).__name__}.") from None
+        raise OIDCError(
+            "provider_unreachable",
+            lazy_gettext(
+                "Cannot reach the %(what)s at %(url)s: %(error)s.", what=what, url=url, error=type(exc).__name__
+            ),
+        ) from None
     if response.status_code != 200:
-        raise OIDCError("provider_unreachable", f"The {what} at {url} answered HTTP {response.status_code}.")
+        raise OIDCError(
+            "provider_unreachable",
+            lazy_gettext(
+                "The %(what)s at %(url)s answered HTTP %(status)s.", what=what, url=url, status=response.status_code
+            ),
+        )
     try:
         return response.json()
     except ValueError:
-        raise OIDCError("provider_unreachable", f"The {what} at {url} did not return JSON.") from None
+        raise OIDCError(
+            "provider_unreachable", lazy_gettext("The %(what)s at %(url)s did not return JSON.", what=what, url=url)
+        ) from None
 
 
 def usable_keys(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -203,7 +229,7 @@ class ProviderCache:
             # A fresh exception each time: one instance raised in many threads would share its traceback.
             raise OIDCError(error.error_code, error.detail)
         try:
-            document = fetch_json(self._transport, discovery_url(issuer), settings, "discovery endpoint")
+            document = fetch_json(self._transport, discovery_url(issuer), settings, lazy_gettext("discovery endpoint"))
             metadata = ProviderMetadata.parse(document, issuer)
         except OIDCError as exc:
             with self._lock:
@@ -236,15 +262,20 @@ class ProviderCache:
         return cached.keys
 
     def _fetch_keys(self, url: str, settings: Settings, now: float) -> _Keys:
-        document = fetch_json(self._transport, url, settings, "JWKS endpoint")
+        document = fetch_json(self._transport, url, settings, lazy_gettext("JWKS endpoint"))
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise OIDCError("provider_unreachable", f"The JWKS at {url} has no 'keys' list.")
+            raise OIDCError("provider_unreachable", lazy_gettext("The JWKS at %(url)s has no 'keys' list.", url=url))
         usable = usable_keys(document)
         try:
             keys = KeySet.import_key_set({"keys": usable})
         except (JoseError, ValueError, TypeError) as exc:
             raise OIDCError(
-                "provider_unreachable", f"The JWKS at {url} holds a key that cannot be read ({type(exc).__name__})."
+                "provider_unreachable",
+                lazy_gettext(
+                    "The JWKS at %(url)s holds a key that cannot be read (%(error)s).",
+                    url=url,
+                    error=type(exc).__name__,
+                ),
             ) from None
         entry = _Keys(keys, now)
         with self._lock:

@@ -19,6 +19,8 @@ from urllib.parse import quote, quote_plus
 
 from werkzeug.exceptions import HTTPException
 
+from .i18n import lazy_gettext, untranslated
+
 #: every error code of SPEC §10 (and ``account_inactive``, for a host that refuses a sign-in, and
 #: ``invalid_username``, for a provider username that cannot be compared exactly, §6)
 ErrorCode = Literal[
@@ -58,167 +60,228 @@ class ErrorInfo:
 
 
 _REDIRECT_ADVICE = (
-    "The Callback URL registered at the provider must match the Redirect URI shown in the "
-    "Provider Configuration Reference panel of the OIDC settings exactly.",
-    "If the provider treats this app as a public client (no secret), make sure Public Client is switched on there.",
-    "Verify the Client ID has no extra spaces.",
+    lazy_gettext(
+        "The Callback URL registered at the provider must match the Redirect URI shown in the "
+        "Provider Configuration Reference panel of the OIDC settings exactly."
+    ),
+    lazy_gettext(
+        "If the provider treats this app as a public client (no secret), make sure Public Client is switched on there."
+    ),
+    lazy_gettext("Verify the Client ID has no extra spaces."),
 )
 
 ERRORS: dict[ErrorCode, ErrorInfo] = {
     "provider_unreachable": ErrorInfo(
         502,
-        "The sign-in provider cannot be reached",
+        lazy_gettext("The sign-in provider cannot be reached"),
         (
-            "This server could not reach the provider's discovery endpoint, or the provider did not answer in time.",
-            "If both run in Docker, make sure they are on the same network or that the external "
-            "URL is reachable from this app's container.",
-            "Check DNS resolution: can this server resolve the provider's hostname?",
-            "Check firewall rules between the two services.",
+            lazy_gettext(
+                "This server could not reach the provider's discovery endpoint, or the provider did not answer in time."
+            ),
+            lazy_gettext(
+                "If both run in Docker, make sure they are on the same network or that the external "
+                "URL is reachable from this app's container."
+            ),
+            lazy_gettext("Check DNS resolution: can this server resolve the provider's hostname?"),
+            lazy_gettext("Check firewall rules between the two services."),
         ),
-        reader="The sign-in service cannot be reached. Try again in a few minutes; if it keeps happening, ask your administrator for help and quote the code and reference below.",
-        reader_title="Sign-in is not available right now",
+        reader=lazy_gettext(
+            "The sign-in service cannot be reached. Try again in a few minutes; if it keeps happening, ask your administrator for help and quote the code and reference below."
+        ),
+        reader_title=lazy_gettext("Sign-in is not available right now"),
     ),
     "issuer_mismatch": ErrorInfo(
         502,
-        "The provider's issuer does not match the configured Issuer URI",
+        lazy_gettext("The provider's issuer does not match the configured Issuer URI"),
         (
-            "Make sure the Issuer URI matches your provider's URL exactly; Test Connection in "
-            "the OIDC settings shows the issuer the provider reports.",
-            "A single trailing slash is tolerated; any other difference (http vs https, a path, a port) is not.",
+            lazy_gettext(
+                "Make sure the Issuer URI matches your provider's URL exactly; Test Connection in "
+                "the OIDC settings shows the issuer the provider reports."
+            ),
+            lazy_gettext(
+                "A single trailing slash is tolerated; any other difference (http vs https, a path, a port) is not."
+            ),
         ),
-        reader="Sign-in is not set up correctly at the moment. Please ask your administrator for help and quote the code and reference below.",
-        reader_title="Sign-in is not available right now",
+        reader=lazy_gettext(
+            "Sign-in is not set up correctly at the moment. Please ask your administrator for help and quote the code and reference below."
+        ),
+        reader_title=lazy_gettext("Sign-in is not available right now"),
     ),
     "invalid_state": ErrorInfo(
         400,
-        "This sign-in link has expired or was already used",
+        lazy_gettext("This sign-in link has expired or was already used"),
         (
-            "Start the sign-in again from the login page.",
-            "Sign-ins must be finished within 10 minutes, in the same browser that started "
-            "them, and each one can be used only once.",
+            lazy_gettext("Start the sign-in again from the login page."),
+            lazy_gettext(
+                "Sign-ins must be finished within 10 minutes, in the same browser that started "
+                "them, and each one can be used only once."
+            ),
         ),
-        reader="Start the sign-in again from the login page, and finish it within 10 minutes in this browser.",
+        reader=lazy_gettext(
+            "Start the sign-in again from the login page, and finish it within 10 minutes in this browser."
+        ),
     ),
     "invalid_request": ErrorInfo(
         400,
-        "This sign-in link is not valid for this app",
+        lazy_gettext("This sign-in link is not valid for this app"),
         (
-            "Start the sign-in from this app's login page.",
-            "If the link came from your provider's app dashboard, the Client Launch URL registered "
-            "there must be the one shown in the Provider Configuration Reference of the OIDC settings.",
+            lazy_gettext("Start the sign-in from this app's login page."),
+            lazy_gettext(
+                "If the link came from your provider's app dashboard, the Client Launch URL registered "
+                "there must be the one shown in the Provider Configuration Reference of the OIDC settings."
+            ),
         ),
     ),
     "provider_error": ErrorInfo(
         400,
-        "The provider did not sign you in",
+        lazy_gettext("The provider did not sign you in"),
         _REDIRECT_ADVICE,
-        reader="Try signing in again. If it keeps happening, ask your administrator for help and quote the code and reference below.",
+        reader=lazy_gettext(
+            "Try signing in again. If it keeps happening, ask your administrator for help and quote the code and reference below."
+        ),
     ),
     "invalid_client": ErrorInfo(
         502,
-        "The provider does not accept this app's client credentials",
+        lazy_gettext("The provider does not accept this app's client credentials"),
         (
-            "Double-check the Client ID: copy it fresh from the provider.",
-            "Make sure the Issuer URI matches your provider's URL exactly.",
-            "Public or confidential: a Client Secret set here for a client the provider registered as "
-            "public (Pocket ID: Public Client on) is refused, because the client authentication method "
-            "differs. Remove the secret here, or make the client confidential at the provider.",
-            "For a confidential client, re-enter the Client Secret; for a public client, leave "
-            "it empty and switch Public Client on at the provider.",
+            lazy_gettext("Double-check the Client ID: copy it fresh from the provider."),
+            lazy_gettext("Make sure the Issuer URI matches your provider's URL exactly."),
+            lazy_gettext(
+                "Public or confidential: a Client Secret set here for a client the provider registered as "
+                "public (Pocket ID: Public Client on) is refused, because the client authentication method "
+                "differs. Remove the secret here, or make the client confidential at the provider."
+            ),
+            lazy_gettext(
+                "For a confidential client, re-enter the Client Secret; for a public client, leave "
+                "it empty and switch Public Client on at the provider."
+            ),
         ),
-        reader="Sign-in is not set up correctly at the moment. Please ask your administrator for help and quote the code and reference below.",
-        reader_title="Sign-in is not available right now",
+        reader=lazy_gettext(
+            "Sign-in is not set up correctly at the moment. Please ask your administrator for help and quote the code and reference below."
+        ),
+        reader_title=lazy_gettext("Sign-in is not available right now"),
     ),
     "token_exchange_failed": ErrorInfo(
         502,
-        "The provider refused to complete the sign-in",
-        (*_REDIRECT_ADVICE, "Make sure the clocks of this server and the provider are correct."),
-        reader="Try signing in again. If it keeps happening, ask your administrator for help and quote the code and reference below.",
-        reader_title="Sign-in could not be completed",
+        lazy_gettext("The provider refused to complete the sign-in"),
+        (*_REDIRECT_ADVICE, lazy_gettext("Make sure the clocks of this server and the provider are correct.")),
+        reader=lazy_gettext(
+            "Try signing in again. If it keeps happening, ask your administrator for help and quote the code and reference below."
+        ),
+        reader_title=lazy_gettext("Sign-in could not be completed"),
     ),
     "invalid_token": ErrorInfo(
         401,
-        "The provider's answer could not be verified",
+        lazy_gettext("The provider's answer could not be verified"),
         (
-            "The identity token failed a security check, so nobody was signed in.",
-            "Make sure the Issuer URI and Client ID match the provider exactly, and that the "
-            "clocks of this server and the provider are correct.",
-            "If the provider recently changed its signing keys, try again in a minute.",
+            lazy_gettext("The identity token failed a security check, so nobody was signed in."),
+            lazy_gettext(
+                "Make sure the Issuer URI and Client ID match the provider exactly, and that the "
+                "clocks of this server and the provider are correct."
+            ),
+            lazy_gettext("If the provider recently changed its signing keys, try again in a minute."),
         ),
-        reader="Try signing in again in a minute. If it keeps happening, ask your administrator for help and quote the code and reference below.",
-        reader_title="Sign-in could not be completed",
+        reader=lazy_gettext(
+            "Try signing in again in a minute. If it keeps happening, ask your administrator for help and quote the code and reference below."
+        ),
+        reader_title=lazy_gettext("Sign-in could not be completed"),
     ),
     "access_denied_group": ErrorInfo(
         403,
-        "Your account is not allowed to use this app",
+        lazy_gettext("Your account is not allowed to use this app"),
         (
-            "Only members of the allowed groups may sign in. Ask an administrator to add you to "
-            "one of them at the provider.",
+            lazy_gettext(
+                "Only members of the allowed groups may sign in. Ask an administrator to add you to "
+                "one of them at the provider."
+            ),
         ),
-        reader="Your account is not in a group that may use this app. If you should have access, ask your administrator for help and quote the code and reference below.",
+        reader=lazy_gettext(
+            "Your account is not in a group that may use this app. If you should have access, ask your administrator for help and quote the code and reference below."
+        ),
     ),
     "user_not_provisioned": ErrorInfo(
         403,
-        "User not provisioned",
+        lazy_gettext("User not provisioned"),
         (
-            "Auto-provisioning is off by default. Either enable it in the OIDC settings, or "
-            "create a user here whose username exactly matches the provider's username "
-            "(case-sensitive).",
+            lazy_gettext(
+                "Auto-provisioning is off by default. Either enable it in the OIDC settings, or "
+                "create a user here whose username exactly matches the provider's username "
+                "(case-sensitive)."
+            ),
         ),
-        reader="There is no account here for you yet. Please ask your administrator for help and quote the code and reference below.",
-        reader_title="You have no account here yet",
+        reader=lazy_gettext(
+            "There is no account here for you yet. Please ask your administrator for help and quote the code and reference below."
+        ),
+        reader_title=lazy_gettext("You have no account here yet"),
     ),
     "invalid_username": ErrorInfo(
         403,
-        "The provider's username cannot be used here",
+        lazy_gettext("The provider's username cannot be used here"),
         (
-            "Usernames are compared exactly: a username that starts or ends with a space, or "
-            "contains a tab, a line break or another invisible character, is refused rather "
-            "than trimmed, so it cannot be mistaken for another account's name.",
-            "Change the username at the provider (or ask its administrator to), then sign in again.",
+            lazy_gettext(
+                "Usernames are compared exactly: a username that starts or ends with a space, or "
+                "contains a tab, a line break or another invisible character, is refused rather "
+                "than trimmed, so it cannot be mistaken for another account's name."
+            ),
+            lazy_gettext("Change the username at the provider (or ask its administrator to), then sign in again."),
         ),
     ),
     "account_conflict": ErrorInfo(
         409,
-        "This account conflicts with an existing one",
+        lazy_gettext("This account conflicts with an existing one"),
         (
-            "An existing account uses the same username or email, or a name that looks like it, "
-            "or is already linked to another identity at this provider. An administrator can "
-            "unlink or rename it.",
-            "An administrator account is never linked automatically: an administrator links it "
-            "to the provider's user (flask booklore-oidc link).",
+            lazy_gettext(
+                "An existing account uses the same username or email, or a name that looks like it, "
+                "or is already linked to another identity at this provider. An administrator can "
+                "unlink or rename it."
+            ),
+            lazy_gettext(
+                "An administrator account is never linked automatically: an administrator links it "
+                "to the provider's user (flask booklore-oidc link)."
+            ),
         ),
-        reader="Your sign-in matches an account that is already in use. Please ask your administrator for help and quote the code and reference below.",
+        reader=lazy_gettext(
+            "Your sign-in matches an account that is already in use. Please ask your administrator for help and quote the code and reference below."
+        ),
     ),
     "account_inactive": ErrorInfo(
         403,
-        "This account is not active",
+        lazy_gettext("This account is not active"),
         (
-            "The provider signed you in, but this app does not let this account in: it may be "
-            "disabled or waiting for approval. Ask an administrator to activate it.",
+            lazy_gettext(
+                "The provider signed you in, but this app does not let this account in: it may be "
+                "disabled or waiting for approval. Ask an administrator to activate it."
+            ),
         ),
-        reader="Your account is disabled or waiting for approval. Please ask your administrator for help and quote the code and reference below.",
+        reader=lazy_gettext(
+            "Your account is disabled or waiting for approval. Please ask your administrator for help and quote the code and reference below."
+        ),
     ),
     "local_login_disabled": ErrorInfo(
         403,
-        "Local sign-in is disabled",
-        ("Use the sign-in button of your provider.",),
-        reader="Use the sign-in button on the login page.",
+        lazy_gettext("Local sign-in is disabled"),
+        (lazy_gettext("Use the sign-in button of your provider."),),
+        reader=lazy_gettext("Use the sign-in button on the login page."),
     ),
     "oidc_disabled": ErrorInfo(
         404,
-        "Single sign-on is not enabled",
+        lazy_gettext("Single sign-on is not enabled"),
         (
-            "OIDC Login is switched off (or FORCE_DISABLE_OIDC is set), or the provider is not "
-            "configured yet. Sign in with your username and password.",
+            lazy_gettext(
+                "OIDC Login is switched off (or FORCE_DISABLE_OIDC is set), or the provider is not "
+                "configured yet. Sign in with your username and password."
+            ),
         ),
-        reader="Sign in with your username and password on the login page.",
+        reader=lazy_gettext("Sign in with your username and password on the login page."),
     ),
 }
 
 
 class OIDCError(HTTPException):
     """A failed sign-in step. ``code`` is one of :data:`ERRORS`; ``detail`` says what happened.
+
+    ``title``, ``advice`` and a ``detail`` made with :func:`~.i18n.lazy_gettext` are rendered in
+    the reader's language; ``str(error)``, what the log shows, stays English.
 
     >>> raise OIDCError("user_not_provisioned", "No account for 'alice'.")
     """
@@ -234,13 +297,14 @@ class OIDCError(HTTPException):
         self.info = info
         self.error_code = error_code
         self.code = info.status
+        # Lazy: rendered in the locale of the page that shows them.
         self.title = info.title
         self.advice = info.advice
         self.detail = detail
-        super().__init__(description=detail or info.title)
+        super().__init__(description=detail or self.title)
 
     def __str__(self) -> str:
-        return f"{self.error_code}: {self.detail or self.title}"
+        return f"{self.error_code}: {untranslated(self.detail or self.title)}"
 
 
 assert set(get_args(ErrorCode)) == set(ERRORS), "every error code has its entry in ERRORS"

@@ -11,7 +11,7 @@ from flask import Flask, current_app, has_app_context, request
 from flask_login import user_logged_out
 from sqlalchemy import MetaData, event
 
-from . import identities, mapping, migrate, routes, sessions
+from . import i18n, identities, mapping, migrate, routes, sessions
 from .adapter import SQLAlchemyUserAdapter, UserAdapter
 from .cli import cli
 from .config import APP_ONLY_DEFAULTS, PREFIX
@@ -160,6 +160,9 @@ class BookloreOIDC:
 
         app.register_blueprint(routes.create_blueprint(login_pages=login_pages), url_prefix=opts["url_prefix"])
         app.add_template_global(routes.button, "booklore_oidc_button")
+        # Our templates translate through our own domain, never the host's ``_``/``gettext``.
+        app.add_template_global(i18n.gettext, "booklore_oidc_gettext")
+        app.add_template_global(i18n.ngettext, "booklore_oidc_ngettext")
         user_logged_out.connect(_host_logged_out, app)
         # Sessions whose login record was ended are signed out on their next request; free for
         # anonymous requests, one primary-key read for signed-in ones.

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from .claims import ClaimMapping, Identity
 from .discovery import ProviderCache, ProviderMetadata
 from .errors import OIDCError, error_code, scrub
+from .i18n import lazy_gettext
 from .models import Transaction, utcnow
 from .settings import Settings
 from .tokens import Expectations, validate_id_token
@@ -188,9 +189,11 @@ class SignInFlow:
         """Take the transaction of ``state`` for this browser, once: it is deleted (and the
         deletion committed) before anything else happens, so a replay finds nothing."""
         if not state:
-            raise OIDCError("invalid_state", "The provider's answer carries no state parameter.")
+            raise OIDCError("invalid_state", lazy_gettext("The provider's answer carries no state parameter."))
         if not browser_key:
-            raise OIDCError("invalid_state", "This browser did not start a sign-in (its session cookie is missing).")
+            raise OIDCError(
+                "invalid_state", lazy_gettext("This browser did not start a sign-in (its session cookie is missing).")
+            )
         table = Transaction.__table__
         assert isinstance(table, Table)
         state_hash, browser_hash = digest(state), digest(browser_key)
@@ -214,10 +217,12 @@ class SignInFlow:
             ).scalar_one_or_none()
             if other_browser is not None:
                 # Left in place: the browser that started it may still finish it.
-                raise OIDCError("invalid_state", "The sign-in was started in another browser session.")
-            raise OIDCError("invalid_state", "The sign-in is unknown, or was already used.")
+                raise OIDCError("invalid_state", lazy_gettext("The sign-in was started in another browser session."))
+            raise OIDCError("invalid_state", lazy_gettext("The sign-in is unknown, or was already used."))
         if row.expires_at < utcnow():
-            raise OIDCError("invalid_state", "The sign-in expired; it must be finished within 10 minutes.")
+            raise OIDCError(
+                "invalid_state", lazy_gettext("The sign-in expired; it must be finished within 10 minutes.")
+            )
         return row
 
     def complete(
@@ -230,30 +235,51 @@ class SignInFlow:
         if transaction is None:
             transaction = self.consume(params.get("state"), browser_key)
         if params.get("error"):
-            said = error_code(params["error"]) or "an error"
-            raise OIDCError("provider_error", f"The provider answered {said}" + self._description(params))
+            said = error_code(params["error"])
+            raise OIDCError(
+                "provider_error",
+                lazy_gettext(
+                    "The provider answered %(error)s%(description)s", error=said, description=self._description(params)
+                )
+                if said
+                else lazy_gettext(
+                    "The provider answered an error%(description)s", description=self._description(params)
+                ),
+            )
         metadata = self.cache.metadata(self.settings)
         if metadata.issuer != transaction.issuer:
-            raise OIDCError("issuer_mismatch", "The provider changed while this sign-in was in progress; start again.")
+            raise OIDCError(
+                "issuer_mismatch", lazy_gettext("The provider changed while this sign-in was in progress; start again.")
+            )
         iss = params.get("iss")
         if iss is not None and iss != metadata.issuer:
             raise OIDCError(
-                "issuer_mismatch", f"The answer came from the issuer {iss!r}, not {metadata.issuer!r} (RFC 9207)."
+                "issuer_mismatch",
+                lazy_gettext(
+                    "The answer came from the issuer %(iss)s, not %(issuer)s (RFC 9207).",
+                    iss=repr(iss),
+                    issuer=repr(metadata.issuer),
+                ),
             )
         if iss is None and metadata.iss_parameter_supported:
             raise OIDCError(
-                "issuer_mismatch", "The provider promises an iss parameter in its answer (RFC 9207) but sent none."
+                "issuer_mismatch",
+                lazy_gettext("The provider promises an iss parameter in its answer (RFC 9207) but sent none."),
             )
         code = params.get("code")
         if not code:
-            raise OIDCError("provider_error", "The provider's answer carries neither a code nor an error.")
+            raise OIDCError(
+                "provider_error", lazy_gettext("The provider's answer carries neither a code nor an error.")
+            )
 
         token = self._exchange(metadata, code, transaction)
         id_token = token.get("id_token")
         if not isinstance(id_token, str) or not id_token:
             raise OIDCError(
                 "invalid_token",
-                "The provider's token response has no ID token; is the openid scope allowed for this client?",
+                lazy_gettext(
+                    "The provider's token response has no ID token; is the openid scope allowed for this client?"
+                ),
             )
         access_token = token.get("access_token") if isinstance(token.get("access_token"), str) else None
         expected = Expectations(
@@ -308,12 +334,17 @@ class SignInFlow:
                 headers={"Accept": "application/json"},
             )
         except requests.Timeout:
-            raise OIDCError("token_exchange_failed", "The provider's token endpoint did not answer in time.") from None
+            raise OIDCError(
+                "token_exchange_failed", lazy_gettext("The provider's token endpoint did not answer in time.")
+            ) from None
         except TooLarge:
-            raise OIDCError("token_exchange_failed", "The token endpoint answered with more than 1 MiB.") from None
+            raise OIDCError(
+                "token_exchange_failed", lazy_gettext("The token endpoint answered with more than 1 MiB.")
+            ) from None
         except requests.RequestException as exc:
             raise OIDCError(
-                "token_exchange_failed", f"Cannot reach the token endpoint: {type(exc).__name__}."
+                "token_exchange_failed",
+                lazy_gettext("Cannot reach the token endpoint: %(error)s.", error=type(exc).__name__),
             ) from None
         try:
             body = response.json()
@@ -321,7 +352,10 @@ class SignInFlow:
             body = None
         if not isinstance(body, dict):
             raise OIDCError(
-                "token_exchange_failed", f"The token endpoint answered HTTP {response.status_code} without a JSON body."
+                "token_exchange_failed",
+                lazy_gettext(
+                    "The token endpoint answered HTTP %(status)s without a JSON body.", status=response.status_code
+                ),
             )
         error = body.get("error")
         if error == "invalid_client" or (response.status_code == 401 and error is None):
@@ -330,23 +364,33 @@ class SignInFlow:
             raise OIDCError("invalid_client", self._client_refused("unauthorized_client", method))
         if error or response.status_code != 200:
             said = error_code(error) or f"HTTP {response.status_code}"
-            raise OIDCError("token_exchange_failed", f"The token endpoint answered {said}" + self._description(body))
+            raise OIDCError(
+                "token_exchange_failed",
+                lazy_gettext(
+                    "The token endpoint answered %(error)s%(description)s",
+                    error=said,
+                    description=self._description(body),
+                ),
+            )
         return body
 
     def _client_refused(self, error: str, method: str) -> str:
         """Why the token endpoint refused the client, naming the likely cause: with a secret,
         a client the provider registered as public (no secret) refuses any secret."""
         if self.settings.is_public_client:
-            return (
-                f"The provider rejected the client credentials ({error}): this app sends no secret (a public "
+            return lazy_gettext(
+                "The provider rejected the client credentials (%(error)s): this app sends no secret (a public "
                 "client), and the provider expects one. Switch Public Client on at the provider, or enter the "
-                "Client Secret here; also copy the Client ID fresh."
+                "Client Secret here; also copy the Client ID fresh.",
+                error=error,
             )
-        return (
-            f"The provider rejected the client credentials ({error}): the Client ID or Client Secret is wrong, "
-            f"or the client authentication method does not match: this app sends a secret ({method}), and a "
+        return lazy_gettext(
+            "The provider rejected the client credentials (%(error)s): the Client ID or Client Secret is wrong, "
+            "or the client authentication method does not match: this app sends a secret (%(method)s), and a "
             "client the provider registered as public (no secret) refuses any secret. For a public client, "
-            "remove the Client Secret here; for a confidential one, copy both fresh from the provider."
+            "remove the Client Secret here; for a confidential one, copy both fresh from the provider.",
+            error=error,
+            method=method,
         )
 
     def _description(self, answer: Mapping[str, Any]) -> str:
@@ -367,19 +411,27 @@ class SignInFlow:
                 headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             )
         except TooLarge:
-            raise OIDCError("provider_unreachable", "The userinfo endpoint answered with more than 1 MiB.") from None
+            raise OIDCError(
+                "provider_unreachable", lazy_gettext("The userinfo endpoint answered with more than 1 MiB.")
+            ) from None
         except requests.RequestException as exc:
             raise OIDCError(
-                "provider_unreachable", f"Cannot reach the userinfo endpoint: {type(exc).__name__}."
+                "provider_unreachable",
+                lazy_gettext("Cannot reach the userinfo endpoint: %(error)s.", error=type(exc).__name__),
             ) from None
         if response.status_code != 200:
-            raise OIDCError("token_exchange_failed", f"The userinfo endpoint answered HTTP {response.status_code}.")
+            raise OIDCError(
+                "token_exchange_failed",
+                lazy_gettext("The userinfo endpoint answered HTTP %(status)s.", status=response.status_code),
+            )
         try:
             body = response.json()
         except ValueError:
             raise OIDCError(
-                "invalid_token", "The userinfo response is not JSON (signed userinfo is not supported)."
+                "invalid_token", lazy_gettext("The userinfo response is not JSON (signed userinfo is not supported).")
             ) from None
         if not isinstance(body, dict) or body.get("sub") != subject:
-            raise OIDCError("invalid_token", "The userinfo response is about another subject than the ID token.")
+            raise OIDCError(
+                "invalid_token", lazy_gettext("The userinfo response is about another subject than the ID token.")
+            )
         return body

@@ -19,6 +19,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from .config import FIELDS, Field
+from .i18n import gettext, lazy_gettext
 from .settings import Settings
 
 
@@ -32,17 +33,19 @@ def csrf_failed(form: Any) -> bool:
 def printable(form: Any, field: Any) -> None:
     """Refuse control characters (NUL, line breaks, …) before anything reaches the database."""
     if field.data and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in field.data):
-        raise ValidationError(f"{field.label.text} contains a control character.")
+        raise ValidationError(gettext("%(label)s contains a control character.", label=field.label.text))
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
     username = StringField(
-        "Username",
+        lazy_gettext("Username"),
         validators=[DataRequired(), Length(max=255), printable],
         render_kw={"autocomplete": "username", "autofocus": True},
     )
     password = PasswordField(
-        "Password", validators=[DataRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
+        lazy_gettext("Password"),
+        validators=[DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
     )
     next = HiddenField()  # an unsafe or over-long value is dropped, never refused (urls.safe_next)
 
@@ -56,12 +59,19 @@ class LinkForm(FlaskForm):  # type: ignore[misc]
     The password is checked by the view (Cancel needs none)."""
 
     password = PasswordField(
-        "Password",
+        lazy_gettext("Password"),
         validators=[Optional(), Length(max=1024)],
         render_kw={"autocomplete": "current-password", "autofocus": True},
     )
-    submit = SubmitField("Connect and sign in")
-    cancel = SubmitField("Cancel")
+    submit = SubmitField(lazy_gettext("Connect and sign in"))
+    cancel = SubmitField(lazy_gettext("Cancel"))
+
+
+def _errors_as_text(form: Any) -> None:
+    """Every error message as a plain ``str`` in the reader's language: a lazy message (a
+    validator's, made at import) would be joined or sent as JSON in English."""
+    for field in form:
+        field.errors = [str(message) for message in field.errors]
 
 
 # -- the settings page ---------------------------------------------------------------------------
@@ -69,15 +79,15 @@ class LinkForm(FlaskForm):  # type: ignore[misc]
 #: how the choices of the choice settings read on the page
 CHOICE_LABELS: dict[str, dict[str, str]] = {
     "token_auth_method": {
-        "auto": "Automatic",
-        "none": "None (public client, PKCE only)",
-        "client_secret_basic": "client_secret_basic (HTTP Basic)",
-        "client_secret_post": "client_secret_post (in the request body)",
+        "auto": lazy_gettext("Automatic"),
+        "none": lazy_gettext("None (public client, PKCE only)"),
+        "client_secret_basic": lazy_gettext("client_secret_basic (HTTP Basic)"),
+        "client_secret_post": lazy_gettext("client_secret_post (in the request body)"),
     },
     "group_sync": {
-        "disabled": "Disabled: groups change nothing after the first sign-in",
-        "replace": "Replace: access follows the groups at every sign-in",
-        "additive": "Additive: groups only ever grant",
+        "disabled": lazy_gettext("Disabled: groups change nothing after the first sign-in"),
+        "replace": lazy_gettext("Replace: access follows the groups at every sign-in"),
+        "additive": lazy_gettext("Additive: groups only ever grant"),
     },
 }
 
@@ -91,7 +101,8 @@ def select_choices(pairs: Any) -> Any:
     """``(value, label)`` pairs as WTForms wants them: WTForms 3.3 deprecates tuples."""
     if SelectChoice is None or pairs is None:
         return pairs
-    return [SelectChoice(str(p[0]), str(p[1])) if isinstance(p, tuple) else p for p in pairs]
+    # The label stays as it is: a lazy one is looked up when the page is rendered.
+    return [SelectChoice(str(p[0]), p[1]) if isinstance(p, tuple) else p for p in pairs]
 
 
 class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]
@@ -148,7 +159,7 @@ def initial_values(settings: Settings) -> dict[str, Any]:
 def _choices(catalogue: Sequence[tuple[str, str]], stored: Sequence[str]) -> list[tuple[str, str]]:
     """The catalogue, plus stored values it no longer lists (so a save does not drop them silently)."""
     known = {value for value, _ in catalogue}
-    return [*catalogue, *((v, f"{v} (no longer offered)") for v in stored if v not in known)]
+    return [*catalogue, *((v, gettext("%(value)s (no longer offered)", value=v)) for v in stored if v not in known)]
 
 
 class _SettingsFormBase(FlaskForm):  # type: ignore[misc]
@@ -195,7 +206,10 @@ class _SettingsFormBase(FlaskForm):  # type: ignore[misc]
                 except ValueError as exc:
                     field.errors = [str(exc)]
         if self.remove_secret.data and self.client_secret.data:
-            self.remove_secret.errors = ["Either enter a new Client Secret or remove the stored one, not both."]
+            self.remove_secret.errors = [
+                gettext("Either enter a new Client Secret or remove the stored one, not both.")
+            ]
+        _errors_as_text(self)
         return not any(field.errors for field in self)
 
     @property
@@ -232,7 +246,8 @@ def _settings_form_class() -> type[_SettingsFormBase]:
         attributes[f.name] = _setting(f)
         if f.kind == "secret":
             attributes["remove_secret"] = BooleanField(
-                "Remove the stored secret", description="Turns this app into a public client (PKCE, no secret)."
+                lazy_gettext("Remove the stored secret"),
+                description=lazy_gettext("Turns this app into a public client (PKCE, no secret)."),
             )
     return type("SettingsForm", (_SettingsFormBase,), attributes)
 
@@ -246,19 +261,28 @@ SettingsForm = _settings_form_class()
 
 def _no_surrounding_space(form: Any, field: Any) -> None:
     if field.data and field.data != field.data.strip():
-        raise ValidationError("Group value has spaces at the start or end; groups are matched exactly.")
+        raise ValidationError(gettext("Group value has spaces at the start or end; groups are matched exactly."))
 
 
 class GroupMappingForm(FlaskForm):  # type: ignore[misc]
     group_value = StringField(
-        "Group",
-        validators=[DataRequired("Group value is required."), Length(max=255), _no_surrounding_space],
-        description="The exact group name the provider sends, e.g. readers.",
+        lazy_gettext("Group"),
+        validators=[DataRequired(lazy_gettext("Group value is required.")), Length(max=255), _no_surrounding_space],
+        description=lazy_gettext("The exact group name the provider sends, e.g. readers."),
     )
-    description = StringField("Description", validators=[Length(max=500)], description="For you: what this group is.")
-    grant_admin = BooleanField("Grant admin", description="Members become administrators.")
-    permissions = MultiCheckboxField("Permissions", choices=[])
-    libraries = MultiCheckboxField("Libraries", choices=[])
+    description = StringField(
+        lazy_gettext("Description"),
+        validators=[Length(max=500)],
+        description=lazy_gettext("For you: what this group is."),
+    )
+    grant_admin = BooleanField(lazy_gettext("Grant admin"), description=lazy_gettext("Members become administrators."))
+    permissions = MultiCheckboxField(lazy_gettext("Permissions"), choices=[])
+    libraries = MultiCheckboxField(lazy_gettext("Libraries"), choices=[])
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = bool(super().validate(extra_validators))
+        _errors_as_text(self)
+        return valid
 
 
 class ConfirmForm(FlaskForm):  # type: ignore[misc]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from flask import session, url_for
 
 from . import sessions
+from .i18n import gettext
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ def loop_broken(settings: Settings, args: Mapping[str, str]) -> bool:
 
 
 def loop_message(settings: Settings) -> str:
-    return (
-        f"Signing in with {settings.provider_name} did not finish after {MAX_AUTOMATIC_REDIRECTS} attempts "
-        "in a row. Try the button again, or sign in locally if you are an administrator."
+    return gettext(
+        "Signing in with %(name)s did not finish after %(count)s attempts in a row. Try the button again, or sign "
+        "in locally if you are an administrator.",
+        name=settings.provider_name,
+        count=MAX_AUTOMATIC_REDIRECTS,
     )

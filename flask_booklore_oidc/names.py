@@ -8,7 +8,7 @@ Case-insensitive matching compares :func:`fold` (NFKC, then Unicode case folding
 is not created with a name :func:`looks_like` an existing one (the UTS #39 skeleton, from the
 ``disarm`` library, which follows Unicode's ``confusables.txt``).
 
->>> username_problem(" admin")
+>>> str(username_problem(" admin"))
 'starts or ends with whitespace'
 >>> fold("ＡＤＭＩＮ") == fold("admin")
 True
@@ -23,20 +23,25 @@ from collections.abc import Iterable
 
 from disarm import skeleton_key
 
+from .i18n import lazy_gettext
+
 #: Unicode categories refused anywhere in a username: control, format (zero-width joiners,
 #: direction marks), surrogates, private use, unassigned, line and paragraph separators.
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def username_problem(name: str, max_length: int = 255) -> str | None:
-    """What makes ``name`` unusable as a username, in words, or ``None`` when it is usable."""
+    """What makes ``name`` unusable as a username, in words (the end of a sentence that starts
+    with the name, in the reader's language when it is shown), or ``None`` when it is usable."""
     if len(name) > max_length:
-        return f"is longer than the {max_length} characters a username may have here"
+        return lazy_gettext("is longer than the %(count)s characters a username may have here", count=max_length)
     if name != name.strip():
-        return "starts or ends with whitespace"
+        return lazy_gettext("starts or ends with whitespace")
     for ch in name:
         if unicodedata.category(ch) in _INVISIBLE:
-            return f"contains the invisible or control character U+{ord(ch):04X}"
+            return lazy_gettext(
+                "contains the invisible or control character %(character)s", character=f"U+{ord(ch):04X}"
+            )
     return None
 
 

@@ -19,6 +19,7 @@ from . import activity, checks, identities, rules
 from .config import FIELDS_BY_NAME, SECTIONS, fields_of
 from .flow import requested_scopes
 from .forms import ConfirmForm, GroupMappingForm, SettingsForm, csrf_failed, select_choices
+from .i18n import gettext, lazy_gettext
 from .mapping import MappingRow, load_rows
 from .settings import Settings
 from .state import current_settings, current_state, login_endpoint, render_page
@@ -31,10 +32,15 @@ F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 #: session key: the unsaved values of the last test sign-in, without the secret, to put back
 #: on the settings page afterwards (``/settings/oidc?restore=1``)
 RESTORE_KEY = "_booklore_oidc_restore"
-RESTORED = "Your unsaved values are back on the page; nothing was saved."
-RESTORED_NO_SECRET = RESTORED + " The Client Secret you typed is never kept: type it again before saving."
+RESTORED = lazy_gettext("Your unsaved values are back on the page; nothing was saved.")
+RESTORED_NO_SECRET = lazy_gettext(
+    "Your unsaved values are back on the page; nothing was saved. The Client Secret you typed is never kept: "
+    "type it again before saving."
+)
 
-FORM_EXPIRED = "The form expired (its security token is missing or too old); reload the page and try again."
+FORM_EXPIRED = lazy_gettext(
+    "The form expired (its security token is missing or too old); reload the page and try again."
+)
 
 
 # -- access ---------------------------------------------------------------------------------------
@@ -56,13 +62,13 @@ def refusal() -> ResponseReturnValue | None:
     """``None`` when the current user may use the settings page, else the answer to send."""
     if not current_user.is_authenticated:
         if wants_json():
-            return jsonify(error="not_signed_in", message="Sign in as an administrator first."), 401
+            return jsonify(error="not_signed_in", message=gettext("Sign in as an administrator first.")), 401
         back = request.path if request.method == "GET" and request.endpoint == "booklore_oidc.settings" else None
         return redirect(url_for(login_endpoint(), next=back or url_for("booklore_oidc.settings")))
     if not may_open_settings(current_user._get_current_object()):
         log.warning("Refused the OIDC settings to %s: not an administrator.", who())
         if wants_json():
-            return jsonify(error="forbidden", message="Only administrators may change the OIDC settings."), 403
+            return jsonify(error="forbidden", message=gettext("Only administrators may change the OIDC settings.")), 403
         return render_page("booklore_oidc/forbidden.html"), 403
     return None
 
@@ -104,50 +110,55 @@ def reference_values(settings: Settings) -> list[ReferenceValue]:
     metadata = current_state().cache.cached(settings.issuer_uri) if settings.issuer_uri else None
     scopes = " ".join(requested_scopes(settings, metadata))
     if settings.scopes.strip():
-        scopes_help = "As set under Scopes."
+        scopes_help = gettext("As set under Scopes.")
     elif metadata is not None:
-        scopes_help = "Automatic, from what the provider offers."
+        scopes_help = gettext("Automatic, from what the provider offers.")
     else:
-        scopes_help = "Automatic: plus groups when the provider offers it."
+        scopes_help = gettext("Automatic: plus groups when the provider offers it.")
     if settings.client_secret or settings.secret_unreadable:
-        client_type = "Confidential"
-        client_help = "A client secret is used; at Pocket ID leave Public Client off."
+        client_type = gettext("Confidential")
+        client_help = gettext("A client secret is used; at Pocket ID leave Public Client off.")
     else:
-        client_type = "Public"
-        client_help = "No client secret, PKCE instead; at Pocket ID switch Public Client on."
+        client_type = gettext("Public")
+        client_help = gettext("No client secret, PKCE instead; at Pocket ID switch Public Client on.")
     return [
         ReferenceValue(
-            "redirect_uri", "Redirect URI", callback, "The Callback URL at the provider: it must match exactly."
+            "redirect_uri",
+            gettext("Redirect URI"),
+            callback,
+            gettext("The Callback URL at the provider: it must match exactly."),
         ),
         ReferenceValue(
             "post_logout_redirect_uri",
-            "Post-logout Redirect URI",
+            gettext("Post-logout Redirect URI"),
             external_url(settings, login_endpoint(), logged_out="1"),
-            "Where the provider sends readers after signing out there.",
+            gettext("Where the provider sends readers after signing out there."),
         ),
         ReferenceValue(
             "launch_url",
-            "Client Launch URL",
+            gettext("Client Launch URL"),
             external_url(settings, "booklore_oidc.start"),
-            "Starts a sign-in from the provider's app dashboard. The guide suggests the app's root (/); "
-            "both work, this one starts the sign-in at once instead of showing the login page first.",
+            gettext(
+                "Starts a sign-in from the provider's app dashboard. The guide suggests the app's root (/); "
+                "both work, this one starts the sign-in at once instead of showing the login page first."
+            ),
         ),
         ReferenceValue(
             "backchannel_logout_uri",
-            "Back-channel Logout URI",
+            gettext("Back-channel Logout URI"),
             external_url(settings, "booklore_oidc.backchannel_logout"),
-            "The provider calls it to end sessions here when a reader signs out there.",
+            gettext("The provider calls it to end sessions here when a reader signs out there."),
         ),
         ReferenceValue(
             "frontchannel_logout_uri",
-            "Front-channel Logout URI",
+            gettext("Front-channel Logout URI"),
             external_url(settings, "booklore_oidc.frontchannel_logout"),
-            "The provider's logout page loads it to end sessions here; switch on its session id (sid) option.",
+            gettext("The provider's logout page loads it to end sessions here; switch on its session id (sid) option."),
         ),
-        ReferenceValue("scopes", "Scopes", scopes, scopes_help),
-        ReferenceValue("pkce", "PKCE", "S256", "Always used; never plain.", copy=False),
-        ReferenceValue("grant_type", "Grant type", "Authorization Code", "response_type=code.", copy=False),
-        ReferenceValue("client_type", "Client type", client_type, client_help, copy=False),
+        ReferenceValue("scopes", gettext("Scopes"), scopes, scopes_help),
+        ReferenceValue("pkce", "PKCE", "S256", gettext("Always used; never plain."), copy=False),
+        ReferenceValue("grant_type", gettext("Grant type"), "Authorization Code", "response_type=code.", copy=False),
+        ReferenceValue("client_type", gettext("Client type"), client_type, client_help, copy=False),
     ]
 
 

@@ -23,6 +23,7 @@ from .adapter import Access, UserAdapter
 from .claims import Identity, resolve_claim
 from .errors import ERRORS, OIDCError
 from .flow import Completed, digest
+from .i18n import gettext, lazy_gettext
 from .mapping import MappingRow, load_rows
 from .pages import (
     RESTORE_KEY,
@@ -91,7 +92,7 @@ def preview() -> ResponseReturnValue:
             form,
             status=error.code or 502,
             merged=merged,
-            alert=f"Test sign-in could not start: {error.detail or error.title}",
+            alert=gettext("Test sign-in could not start: %(problem)s", problem=error.detail or error.title),
         )
     log.info("Test sign-in started by %s.", who())
     return redirect(url)
@@ -112,7 +113,9 @@ def finish_preview(transaction: Row[Any]) -> ResponseReturnValue:
         try:
             override = json.loads(state.box.open(sealed))
         except InvalidToken:
-            error = OIDCError("invalid_state", "The test sign-in's settings cannot be read; start it again.")
+            error = OIDCError(
+                "invalid_state", lazy_gettext("The test sign-in's settings cannot be read; start it again.")
+            )
             return _report(None, error), 400
         merged, _ = rules.for_unsaved(saved, override["changes"], remove_secret=bool(override["remove_secret"]))
     try:
@@ -243,20 +246,25 @@ def build_preview(
 
     mappings = [
         MappedClaim(
-            "Username",
+            gettext("Username"),
             settings.claim_username,
             identity.username,
             _source(settings.claim_username, id_claims, userinfo),
         ),
-        MappedClaim("Email", settings.claim_email, identity.email, _source(settings.claim_email, id_claims, userinfo)),
         MappedClaim(
-            "Display name",
+            gettext("Email"), settings.claim_email, identity.email, _source(settings.claim_email, id_claims, userinfo)
+        ),
+        MappedClaim(
+            gettext("Display name"),
             settings.claim_display_name,
             identity.display_name,
             _source(settings.claim_display_name, id_claims, userinfo),
         ),
         MappedClaim(
-            "Groups", settings.claim_groups, identity.groups, _source(settings.claim_groups, id_claims, userinfo)
+            gettext("Groups"),
+            settings.claim_groups,
+            identity.groups,
+            _source(settings.claim_groups, id_claims, userinfo),
         ),
     ]
 
@@ -299,21 +307,34 @@ def build_preview(
 def _summary(decision: Decision, user_name: str | None) -> str:
     rule = decision.rule
     if rule == Rule.IDENTITY:
-        return f"Signs in as {user_name}: this provider identity is already linked to that account."
+        return gettext(
+            "Signs in as %(user)s: this provider identity is already linked to that account.", user=user_name
+        )
     if rule == Rule.USERNAME:
-        return f"Links the existing account {user_name} (same username) to this identity and signs in."
+        return gettext(
+            "Links the existing account %(user)s (same username) to this identity and signs in.", user=user_name
+        )
     if rule == Rule.EMAIL:
-        return f"Links the existing account {user_name} (same verified email) to this identity and signs in."
+        return gettext(
+            "Links the existing account %(user)s (same verified email) to this identity and signs in.", user=user_name
+        )
     if rule == Rule.NEEDS_PROOF:
-        how = "same verified email" if decision.link_by == Rule.EMAIL else "same username"
-        return (
-            f"Asks for the local password of the existing account {user_name} ({how}): it has a password "
-            "or is an administrator, so it is linked to this identity only after that password is typed. "
-            "Nothing is linked and nobody is signed in until then."
+        how = gettext("same verified email") if decision.link_by == Rule.EMAIL else gettext("same username")
+        return gettext(
+            "Asks for the local password of the existing account %(user)s (%(how)s): it has a password or is an "
+            "administrator, so it is linked to this identity only after that password is typed. Nothing is linked "
+            "and nobody is signed in until then.",
+            user=user_name,
+            how=how,
         )
     if rule == Rule.PROVISIONED:
         assert decision.new_user is not None
-        return f"Creates the new account {decision.new_user.username} and signs in."
+        return gettext("Creates the new account %(user)s and signs in.", user=decision.new_user.username)
     assert decision.error is not None
     info = ERRORS[decision.error.error_code]
-    return f"Nobody is signed in: {info.title} ({decision.error.error_code}). {decision.error.detail}"
+    return gettext(
+        "Nobody is signed in: %(title)s (%(code)s). %(detail)s",
+        title=info.title,
+        code=decision.error.error_code,
+        detail=decision.error.detail,
+    )

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from .adapter import Access, NewUser, UserAdapter
 from .claims import Identity
 from .errors import OIDCError
+from .i18n import lazy_gettext
 from .mapping import MappingRow, compute_access, matching
 from .models import Identity as IdentityRow
 from .models import utcnow
@@ -144,8 +145,11 @@ class Resolver:
                 Rule.REFUSED,
                 error=OIDCError(
                     "access_denied_group",
-                    f"{identity.username or identity.subject} is not a member of an allowed group "
-                    f"({', '.join(settings.allowed_groups)}).",
+                    lazy_gettext(
+                        "%(user)s is not a member of an allowed group (%(groups)s).",
+                        user=identity.username or identity.subject,
+                        groups=", ".join(settings.allowed_groups),
+                    ),
                 ),
             )
 
@@ -156,8 +160,12 @@ class Resolver:
                     Rule.INVALID_USERNAME,
                     error=OIDCError(
                         "invalid_username",
-                        f"The provider's username {identity.username!r} {problem}; usernames are compared "
-                        "exactly, so it is refused rather than trimmed.",
+                        lazy_gettext(
+                            "The provider's username %(user)s %(problem)s; usernames are compared exactly, so it is "
+                            "refused rather than trimmed.",
+                            user=repr(identity.username),
+                            problem=problem,
+                        ),
                     ),
                 )
 
@@ -178,8 +186,10 @@ class Resolver:
                         user=user,
                         error=OIDCError(
                             "account_conflict",
-                            f"The account {adapter.get_username(user)!r} is already linked to another identity "
-                            "at this provider.",
+                            lazy_gettext(
+                                "The account %(user)s is already linked to another identity at this provider.",
+                                user=repr(adapter.get_username(user)),
+                            ),
                         ),
                     )
                 return self._link(user, Rule.USERNAME, stale)
@@ -193,8 +203,11 @@ class Resolver:
                         user=matches[0],
                         error=OIDCError(
                             "account_conflict",
-                            f"The account with the email {identity.email} is already linked to another identity "
-                            "at this provider.",
+                            lazy_gettext(
+                                "The account with the email %(email)s is already linked to another identity at this "
+                                "provider.",
+                                email=identity.email,
+                            ),
                         ),
                     )
                 return self._link(matches[0], Rule.EMAIL, stale)
@@ -207,7 +220,10 @@ class Resolver:
                     Rule.NOT_PROVISIONED,
                     error=OIDCError(
                         "user_not_provisioned",
-                        f"The provider sent no username (claim {settings.claim_username!r}), so no account can be created.",
+                        lazy_gettext(
+                            "The provider sent no username (claim %(claim)s), so no account can be created.",
+                            claim=repr(settings.claim_username),
+                        ),
                     ),
                 )
             if adapter.get_by_username(identity.username, case_sensitive=False) is not None:
@@ -215,7 +231,10 @@ class Resolver:
                     Rule.CONFLICT,
                     error=OIDCError(
                         "account_conflict",
-                        f"The username {identity.username!r} is taken by an account that may not be linked automatically.",
+                        lazy_gettext(
+                            "The username %(user)s is taken by an account that may not be linked automatically.",
+                            user=repr(identity.username),
+                        ),
                     ),
                 )
             alike = looks_like(identity.username, adapter.usernames())
@@ -224,9 +243,11 @@ class Resolver:
                     Rule.CONFLICT,
                     error=OIDCError(
                         "account_conflict",
-                        f"The username {identity.username!r} looks like the name of an existing account, "
-                        "so no account is created for it: names that look alike could be mistaken for "
-                        "each other.",
+                        lazy_gettext(
+                            "The username %(user)s looks like the name of an existing account, so no account is "
+                            "created for it: names that look alike could be mistaken for each other.",
+                            user=repr(identity.username),
+                        ),
                     ),
                 )
             if identity.email and adapter.find_by_email(identity.email):
@@ -234,7 +255,10 @@ class Resolver:
                     Rule.CONFLICT,
                     error=OIDCError(
                         "account_conflict",
-                        f"The email address {identity.email} belongs to an account that may not be linked automatically.",
+                        lazy_gettext(
+                            "The email address %(email)s belongs to an account that may not be linked automatically.",
+                            email=identity.email,
+                        ),
                     ),
                 )
             new = NewUser(
@@ -249,7 +273,10 @@ class Resolver:
             Rule.NOT_PROVISIONED,
             error=OIDCError(
                 "user_not_provisioned",
-                f"There is no account here for the provider's user {identity.username or identity.subject!r}.",
+                lazy_gettext(
+                    "There is no account here for the provider's user %(user)s.",
+                    user=repr(identity.username or identity.subject),
+                ),
             ),
         )
 
@@ -266,9 +293,12 @@ class Resolver:
                 user=user,
                 error=OIDCError(
                     "account_conflict",
-                    f"The account {adapter.get_username(user)!r} is an administrator account without a "
-                    "password here, so it is not linked to a provider sign-in automatically: an "
-                    "administrator must link it (flask booklore-oidc link).",
+                    lazy_gettext(
+                        "The account %(user)s is an administrator account without a password here, so it is not "
+                        "linked to a provider sign-in automatically: an administrator must link it (flask "
+                        "booklore-oidc link).",
+                        user=repr(adapter.get_username(user)),
+                    ),
                 ),
             )
         return Decision(by, user=user, stale_row=stale)
@@ -317,8 +347,10 @@ class Resolver:
                     session.rollback()
                     raise OIDCError(
                         "account_conflict",
-                        "The account this sign-in would link to changed since its password was asked for; "
-                        "sign in again.",
+                        lazy_gettext(
+                            "The account this sign-in would link to changed since its password was asked for; "
+                            "sign in again."
+                        ),
                     )
                 decision = replace(decision, rule=decision.link_by)
             try:
@@ -332,7 +364,8 @@ class Resolver:
                 if attempt == 2:
                     log.warning("Sign-in of %s kept conflicting with concurrent writes.", identity.subject)
                     raise OIDCError(
-                        "account_conflict", "Another sign-in changed the same account at the same moment; try again."
+                        "account_conflict",
+                        lazy_gettext("Another sign-in changed the same account at the same moment; try again."),
                     ) from None
             except BaseException:
                 session.rollback()

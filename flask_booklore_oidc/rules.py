@@ -10,10 +10,11 @@ from dataclasses import replace
 from typing import Any
 
 from .adapter import Access
+from .i18n import gettext, lazy_gettext
 from .settings import Settings
 
 #: what the settings page says when a changed Issuer URI needs the secret typed again
-SECRET_STAYS_HOME = (
+SECRET_STAYS_HOME = lazy_gettext(
     "The Issuer URI differs from the saved one, so the stored Client Secret was not used: it is sent only to "
     "the provider it was saved for. Type the Client Secret again (or remove it, for a public client)."
 )
@@ -24,17 +25,20 @@ def enabled_problem(settings: Settings) -> str | None:
     if not settings.enabled:
         return None
     if not (settings.client_id and settings.issuer_uri):
-        missing = " and the ".join(
-            f"{label} ({name})"
-            for label, name, value in (
-                ("Client ID", "client_id", settings.client_id),
-                ("Issuer URI", "issuer_uri", settings.issuer_uri),
+        if not settings.client_id and not settings.issuer_uri:
+            return gettext(
+                "OIDC Login needs the Client ID (client_id) and the Issuer URI (issuer_uri): fill them in under "
+                "Provider, or switch OIDC Login off."
             )
-            if not value
+        if not settings.client_id:
+            return gettext(
+                "OIDC Login needs the Client ID (client_id): fill them in under Provider, or switch OIDC Login off."
+            )
+        return gettext(
+            "OIDC Login needs the Issuer URI (issuer_uri): fill them in under Provider, or switch OIDC Login off."
         )
-        return f"OIDC Login needs the {missing}: fill them in under Provider, or switch OIDC Login off."
     if settings.secret_unreadable:
-        return "OIDC Login needs a readable Client Secret: the stored one cannot be decrypted; enter it again."
+        return gettext("OIDC Login needs a readable Client Secret: the stored one cannot be decrypted; enter it again.")
     return None
 
 
@@ -44,16 +48,18 @@ def only_mode_problem(settings: Settings, admins: int) -> str | None:
     if not settings.only_mode:
         return None
     if not settings.enabled:
-        return "OIDC-Only Mode needs OIDC Login switched on: switch OIDC Login on, or OIDC-Only Mode off."
+        return gettext("OIDC-Only Mode needs OIDC Login switched on: switch OIDC Login on, or OIDC-Only Mode off.")
     if not (settings.client_id and settings.issuer_uri):
-        return (
+        return gettext(
             "OIDC-Only Mode needs a configured provider: enter the Client ID and the Issuer URI (and run "
             "Test Connection) first."
         )
     if settings.secret_unreadable:
-        return "OIDC-Only Mode needs a readable Client Secret: the stored one cannot be decrypted; enter it again."
+        return gettext(
+            "OIDC-Only Mode needs a readable Client Secret: the stored one cannot be decrypted; enter it again."
+        )
     if admins < 1:
-        return (
+        return gettext(
             "OIDC-Only Mode would lock everyone out: no administrator account exists that could still sign in "
             "locally at /login?local=true. Make an account an administrator first."
         )
@@ -63,11 +69,11 @@ def only_mode_problem(settings: Settings, admins: int) -> str | None:
 def preview_problem(settings: Settings) -> str | None:
     """Why a Test sign-in cannot start with these settings, or ``None``."""
     if settings.force_disabled:
-        return "Test sign-in is off while FORCE_DISABLE_OIDC is set."
+        return gettext("Test sign-in is off while FORCE_DISABLE_OIDC is set.")
     if not (settings.client_id and settings.issuer_uri):
-        return "Test sign-in needs the Client ID and the Issuer URI."
+        return gettext("Test sign-in needs the Client ID and the Issuer URI.")
     if settings.secret_unreadable:
-        return "Test sign-in needs the Client Secret: the stored one cannot be decrypted; enter it again."
+        return gettext("Test sign-in needs the Client Secret: the stored one cannot be decrypted; enter it again.")
     return None
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .config import FIELDS, FIELDS_BY_NAME, Field, is_truthy
+from .i18n import gettext
 from .models import SettingsRow, utcnow
 from .secretbox import InvalidToken, SecretBox
 
@@ -260,7 +261,13 @@ class SettingsStore:
         for name, raw in changes.items():
             f = FIELDS_BY_NAME[name]
             if current.locked(name):
-                raise ValueError(f"{f.label} is set by configuration ({f.key}) and cannot be changed here.")
+                raise ValueError(
+                    gettext(
+                        "%(label)s is set by configuration (%(key)s) and cannot be changed here.",
+                        label=f.label,
+                        key=f.key,
+                    )
+                )
             value = f.parse(raw)  # every path is bounded and validated before the database
             if f.kind == "secret":
                 if not value:

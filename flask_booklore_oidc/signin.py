@@ -22,6 +22,7 @@ from .adapter import Access, UserAdapter
 from .claims import Identity
 from .errors import OIDCError
 from .flow import Completed, SignInFlow
+from .i18n import lazy_gettext
 from .mapping import load_rows
 from .provisioning import Resolver, Rule
 from .secretbox import InvalidToken
@@ -101,7 +102,10 @@ def sign_in_with_provider(
 
     def also(user: Any) -> None:
         if not adapter.is_active(user):
-            raise OIDCError("account_inactive", f"The account {adapter.get_username(user)!r} is not active here.")
+            raise OIDCError(
+                "account_inactive",
+                lazy_gettext("The account %(user)s is not active here.", user=repr(adapter.get_username(user))),
+            )
         record[:] = [
             sessions.add_record(
                 state,
@@ -132,7 +136,10 @@ def sign_in_with_provider(
 
         sessions.rotate()
         if not adapter.login_user(resolution.user):
-            raise OIDCError("account_inactive", f"The account {adapter.get_username(resolution.user)!r} was refused.")
+            raise OIDCError(
+                "account_inactive",
+                lazy_gettext("The account %(user)s was refused.", user=repr(adapter.get_username(resolution.user))),
+            )
     except OIDCError as error:
         # For the activity list, written by the error page: who it was.
         error.username, error.subject = identity.username or "", identity.subject

@@ -21,6 +21,7 @@ from joserfc.jwk import Key, KeySet, OctKey
 from joserfc.util import urlsafe_b64encode
 
 from .errors import OIDCError
+from .i18n import lazy_gettext
 
 #: Asymmetric algorithms we accept; never "none". HS* only when the client has a secret.
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -41,6 +42,11 @@ class Expectations:
     clock_skew: int = 60
 
 
+#: what the messages call the two kinds of token (lazy: a failure is shown in the reader's language)
+ID_TOKEN = lazy_gettext("ID token")
+LOGOUT_TOKEN = lazy_gettext("logout token")
+
+
 def _fail(detail: str) -> OIDCError:
     return OIDCError("invalid_token", detail)
 
@@ -53,19 +59,23 @@ _MAX_TIME = 32_503_680_000
 _TIME_CLAIMS = ("exp", "iat", "nbf", "auth_time")
 
 
-def read_header(token: str, what: str = "ID token") -> dict[str, Any]:
+def read_header(token: str, what: str = ID_TOKEN) -> dict[str, Any]:
     """The token's protected header; every member we look at has the type it must have, so a
     malformed token is refused with ``invalid_token`` rather than failing later (SPEC §5.11)."""
     try:
         header = dict(jws.extract_compact(token.encode("ascii")).protected)
     except (JoseError, ValueError, TypeError, UnicodeError) as exc:
-        raise _fail(f"The {what} is not a well-formed signed JWT ({type(exc).__name__}).") from None
+        raise _fail(
+            lazy_gettext(
+                "The %(what)s is not a well-formed signed JWT (%(error)s).", what=what, error=type(exc).__name__
+            )
+        ) from None
     for name in _STRING_HEADERS:
         if name in header and not isinstance(header[name], str):
-            raise _fail(f"The {what}'s header member {name} is not a string.")
+            raise _fail(lazy_gettext("The %(what)s's header member %(name)s is not a string.", what=what, name=name))
     crit = header.get("crit")
     if crit is not None and not (isinstance(crit, list) and all(isinstance(c, str) for c in crit)):
-        raise _fail(f"The {what}'s header member crit is not a list of names.")
+        raise _fail(lazy_gettext("The %(what)s's header member crit is not a list of names.", what=what))
     return header
 
 
@@ -78,21 +88,28 @@ def _check_types(claims: dict[str, Any], what: str) -> None:
             continue
         value = claims[name]
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _fail(f"The {what}'s {name} claim is not a number.")
+            raise _fail(lazy_gettext("The %(what)s's %(name)s claim is not a number.", what=what, name=name))
         if not math.isfinite(value) or not 0 <= value <= _MAX_TIME:
-            raise _fail(f"The {what}'s {name} claim is not a plausible time.")
+            raise _fail(lazy_gettext("The %(what)s's %(name)s claim is not a plausible time.", what=what, name=name))
     for name in ("iss", "sub", "jti", "sid", "nonce"):
         if name in claims and not isinstance(claims[name], str):
-            raise _fail(f"The {what}'s {name} claim is not a string.")
+            raise _fail(lazy_gettext("The %(what)s's %(name)s claim is not a string.", what=what, name=name))
     # OpenID Connect Core §2: a sub is at most 255 ASCII characters; a sid we keep is no longer.
     for name in ("sub", "sid"):
         if len(claims.get(name) or "") > MAX_IDENTIFIER:
-            raise _fail(f"The {what}'s {name} claim is longer than {MAX_IDENTIFIER} characters.")
+            raise _fail(
+                lazy_gettext(
+                    "The %(what)s's %(name)s claim is longer than %(count)s characters.",
+                    what=what,
+                    name=name,
+                    count=MAX_IDENTIFIER,
+                )
+            )
     aud = claims.get("aud")
     if aud is not None and not (
         isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))
     ):
-        raise _fail(f"The {what}'s aud claim is neither a string nor a list of strings.")
+        raise _fail(lazy_gettext("The %(what)s's aud claim is neither a string nor a list of strings.", what=what))
 
 
 #: the longest ``sub`` (OpenID Connect Core §2) or ``sid`` accepted
@@ -107,14 +124,22 @@ def _pick_key(header: dict[str, Any], keys: KeySet, what: str) -> list[Key]:
     if kid is not None:
         candidates = [k for k in candidates if k.kid == kid]
         if not candidates:
-            raise _fail(f"The {what} is signed with key {kid!r}, which the provider does not publish.")
+            raise _fail(
+                lazy_gettext(
+                    "The %(what)s is signed with key %(kid)s, which the provider does not publish.",
+                    what=what,
+                    kid=repr(kid),
+                )
+            )
     if not candidates:
-        raise _fail(f"The provider publishes no {kty} key for the token's algorithm {alg}.")
+        raise _fail(
+            lazy_gettext("The provider publishes no %(kty)s key for the token's algorithm %(alg)s.", kty=kty, alg=alg)
+        )
     return candidates
 
 
 def verify_signature(
-    token: str, keys_for: Callable[[str | None], KeySet], client_secret: str, *, what: str = "ID token"
+    token: str, keys_for: Callable[[str | None], KeySet], client_secret: str, *, what: str = ID_TOKEN
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the signature with the provider's keys only; returns (header, claims).
 
@@ -124,16 +149,22 @@ def verify_signature(
     header = read_header(token, what)
     alg = header.get("alg")
     if not isinstance(alg, str):
-        raise _fail(f"The {what} names no signing algorithm.")
+        raise _fail(lazy_gettext("The %(what)s names no signing algorithm.", what=what))
     if alg in HMAC_ALGORITHMS:
         if not client_secret:
-            raise _fail(f"The {what} uses {alg}, which needs a client secret; this is a public client.")
+            raise _fail(
+                lazy_gettext(
+                    "The %(what)s uses %(alg)s, which needs a client secret; this is a public client.",
+                    what=what,
+                    alg=alg,
+                )
+            )
         candidates: list[Key] = [OctKey.import_key(client_secret.encode())]
     elif alg in ASYMMETRIC_ALGORITHMS:
         kid = header.get("kid")
         candidates = _pick_key(header, keys_for(kid if isinstance(kid, str) else None), what)
     else:
-        raise _fail(f"The {what}'s algorithm {alg!r} is not allowed.")
+        raise _fail(lazy_gettext("The %(what)s's algorithm %(alg)s is not allowed.", what=what, alg=repr(alg)))
     for key in candidates:
         try:
             token_obj = jwt.decode(token, key, algorithms=[alg])
@@ -141,13 +172,17 @@ def verify_signature(
             continue
         except (ValueError, TypeError) as exc:
             # joserfc checks the signature only after parsing; a malformed part ends here.
-            raise _fail(f"The {what} is not a well-formed signed JWT ({type(exc).__name__}).") from None
+            raise _fail(
+                lazy_gettext(
+                    "The %(what)s is not a well-formed signed JWT (%(error)s).", what=what, error=type(exc).__name__
+                )
+            ) from None
         claims = token_obj.claims
         if not isinstance(claims, dict):
-            raise _fail(f"The {what}'s payload is not a JSON object.")
+            raise _fail(lazy_gettext("The %(what)s's payload is not a JSON object.", what=what))
         _check_types(claims, what)
         return header, dict(claims)
-    raise _fail(f"The {what}'s signature does not verify with the provider's keys.")
+    raise _fail(lazy_gettext("The %(what)s's signature does not verify with the provider's keys.", what=what))
 
 
 def left_half_hash(value: str, alg: str) -> str:
@@ -165,9 +200,11 @@ def _check_audience(claims: dict[str, Any], client_id: str, what: str) -> None:
     aud = claims["aud"]
     audiences = [aud] if isinstance(aud, str) else list(aud)
     if client_id not in audiences:
-        raise _fail(f"The {what} was issued for another client (aud does not contain our Client ID).")
+        raise _fail(
+            lazy_gettext("The %(what)s was issued for another client (aud does not contain our Client ID).", what=what)
+        )
     if len(audiences) != 1:
-        raise _fail(f"The {what} names other audiences besides this client; it is refused.")
+        raise _fail(lazy_gettext("The %(what)s names other audiences besides this client; it is refused.", what=what))
 
 
 def validate_claims(claims: dict[str, Any], expected: Expectations, *, now: int | None = None) -> None:
@@ -185,14 +222,16 @@ def validate_claims(claims: dict[str, Any], expected: Expectations, *, now: int 
     try:
         registry.validate(claims)
     except JoseError as exc:
-        raise _fail(f"The ID token's claims are not valid: {exc.description or exc.error}.") from None
-    _check_audience(claims, expected.client_id, "ID token")
+        raise _fail(
+            lazy_gettext("The ID token's claims are not valid: %(problem)s.", problem=exc.description or exc.error)
+        ) from None
+    _check_audience(claims, expected.client_id, ID_TOKEN)
     azp = claims.get("azp")
     if azp is not None and azp != expected.client_id:
-        raise _fail("The ID token's authorized party (azp) is another client.")
+        raise _fail(lazy_gettext("The ID token's authorized party (azp) is another client."))
     nonce = claims.get("nonce")
     if not isinstance(nonce, str) or not hmac.compare_digest(nonce, expected.nonce):
-        raise _fail("The ID token's nonce does not match this sign-in (a replayed or foreign token).")
+        raise _fail(lazy_gettext("The ID token's nonce does not match this sign-in (a replayed or foreign token)."))
 
 
 def validate_id_token(
@@ -209,9 +248,9 @@ def validate_id_token(
     at_hash = claims.get("at_hash")
     if at_hash is not None:
         if not access_token or not isinstance(at_hash, str):
-            raise _fail("The ID token carries an at_hash but no access token came with it.")
+            raise _fail(lazy_gettext("The ID token carries an at_hash but no access token came with it."))
         if not hmac.compare_digest(at_hash, left_half_hash(access_token, str(header["alg"]))):
-            raise _fail("The ID token's at_hash does not match the access token.")
+            raise _fail(lazy_gettext("The ID token's at_hash does not match the access token."))
     return claims
 
 
@@ -243,7 +282,7 @@ def validate_logout_token(
     no ``nonce``, a ``jti``, and ``sid`` or ``sub``. Not checked here: ``jti`` replay, which
     needs storage (see :func:`logout_token_expiry`). Raises ``OIDCError("invalid_token", …)``.
     """
-    _header, claims = verify_signature(token, keys_for, client_secret, what="logout token")
+    _header, claims = verify_signature(token, keys_for, client_secret, what=LOGOUT_TOKEN)
     current = int(time.time()) if now is None else now
     registry = jwt.JWTClaimsRegistry(
         now=current,
@@ -256,20 +295,33 @@ def validate_logout_token(
     try:
         registry.validate(claims)
     except JoseError as exc:
-        raise _fail(f"The logout token's claims are not valid: {exc.description or exc.error}.") from None
-    _check_audience(claims, client_id, "logout token")
+        raise _fail(
+            lazy_gettext("The logout token's claims are not valid: %(problem)s.", problem=exc.description or exc.error)
+        ) from None
+    _check_audience(claims, client_id, LOGOUT_TOKEN)
     if "exp" not in claims and claims["iat"] < current - LOGOUT_TOKEN_MAX_AGE - clock_skew:
-        raise _fail(f"The logout token has no exp and was issued more than {LOGOUT_TOKEN_MAX_AGE} seconds ago.")
+        raise _fail(
+            lazy_gettext(
+                "The logout token has no exp and was issued more than %(seconds)s seconds ago.",
+                seconds=LOGOUT_TOKEN_MAX_AGE,
+            )
+        )
     events = claims.get("events")
     if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
-        raise _fail(f"The logout token's events claim does not hold the member {BACKCHANNEL_LOGOUT_EVENT}.")
+        raise _fail(
+            lazy_gettext(
+                "The logout token's events claim does not hold the member %(event)s.", event=BACKCHANNEL_LOGOUT_EVENT
+            )
+        )
     if "nonce" in claims:
-        raise _fail("The logout token carries a nonce, which a logout token must not (is it an ID token?).")
+        raise _fail(
+            lazy_gettext("The logout token carries a nonce, which a logout token must not (is it an ID token?).")
+        )
     sid = claims.get("sid")
     if sid is not None and not isinstance(sid, str):
-        raise _fail("The logout token's sid is not a string.")
+        raise _fail(lazy_gettext("The logout token's sid is not a string."))
     if not sid and not claims.get("sub"):
-        raise _fail("The logout token names neither a session (sid) nor a subject (sub).")
+        raise _fail(lazy_gettext("The logout token names neither a session (sid) nor a subject (sub)."))
     return claims
 
 

@@ -27,6 +27,7 @@ from . import activity, gate, sessions, signals
 from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
 from .forms import LinkForm, LoginForm, LogoutForm, csrf_failed
+from .i18n import gettext, lazy_gettext, ngettext
 from .migrate import SchemaError
 from .pages import may_open_settings
 from .settings import Settings
@@ -67,7 +68,16 @@ def template_context() -> dict[str, Any]:
         settings = current_settings()
     except OperationalError:  # the unavailable page is being rendered: no database to ask
         settings = Settings()
-    return {"booklore_oidc_settings": settings, "provider_name": settings.provider_name}
+    return {
+        "booklore_oidc_settings": settings,
+        "provider_name": settings.provider_name,
+        "button_label": sign_in_label(settings.provider_name),
+    }
+
+
+def sign_in_label(provider_name: str) -> str:
+    """The text of the sign-in button, in the reader's language."""
+    return gettext("Sign in with %(name)s", name=provider_name)
 
 
 def render_unavailable(error: OperationalError | SchemaError) -> ResponseReturnValue:
@@ -250,7 +260,7 @@ def login_post() -> ResponseReturnValue:
     form = LoginForm()
     if not form.validate_on_submit():
         if csrf_failed(form):
-            return _login_page(form, status=400, message="The form expired; please try again.", local=True)
+            return _login_page(form, status=400, message=gettext("The form expired; please try again."), local=True)
         return _login_page(form, status=400, local=True)
     state = current_state()
     result = check_local_sign_in(
@@ -275,22 +285,25 @@ def login_post() -> ResponseReturnValue:
             LoginForm(formdata=None, next=form.next.data),
             status=403,
             local=True,
-            message=(
-                "Local sign-in is for administrators only while OIDC-Only Mode is on, and these "
-                f"details were not accepted. Sign in with {settings.provider_name} instead."
+            message=gettext(
+                "Local sign-in is for administrators only while OIDC-Only Mode is on, and these details were not "
+                "accepted. Sign in with %(name)s instead.",
+                name=settings.provider_name,
             ),
         )
     if outcome == LocalOutcome.INVALID:
         note_local_attempt(state, activity.INVALID_CREDENTIALS, form.username.data or "")
-        return _login_page(form, status=401, message="Invalid username or password.", local=True)
+        return _login_page(form, status=401, message=gettext("Invalid username or password."), local=True)
     if not sign_in_locally(state, settings, user):
-        raise OIDCError("account_inactive", "This account may not sign in.")
+        raise OIDCError("account_inactive", lazy_gettext("This account may not sign in."))
     return redirect(safe_next(form.next.data, index()))
 
 
 def too_many_attempts(wait: int) -> str:
     count = minutes(wait)
-    return f"Too many attempts; try again in {count} minute{'s' if count != 1 else ''}."
+    return ngettext(
+        "Too many attempts; try again in %(num)s minute.", "Too many attempts; try again in %(num)s minutes.", count
+    )
 
 
 # -- OIDC sign-in -----------------------------------------------------------------------------
@@ -317,8 +330,11 @@ def start() -> ResponseReturnValue:
             # The caller's error, not the provider's: a 400 that does not repeat their text.
             raise OIDCError(
                 "invalid_request",
-                f"This sign-in link names another issuer than this app's provider ({issuer}). "
-                "Start from this app's login page, or check the Client Launch URL at the provider.",
+                lazy_gettext(
+                    "This sign-in link names another issuer than this app's provider (%(issuer)s). Start from this "
+                    "app's login page, or check the Client Launch URL at the provider.",
+                    issuer=issuer,
+                ),
             )
     target = params.get("target_link_uri")
     next_url = _own_target(settings, target) if target else safe_next(params.get("next"), "")
@@ -391,7 +407,7 @@ def finish_sign_in(transaction: Row[Any]) -> ResponseReturnValue:
 
 # -- linking an existing account with its password ---------------------------------------------
 
-_NO_PENDING_LINK = (
+_NO_PENDING_LINK = lazy_gettext(
     "No account is waiting to be connected in this browser: the request expired (it lasts 10 "
     "minutes), was cancelled, or too many wrong passwords were typed. Nothing was linked; sign in again."
 )
@@ -418,10 +434,15 @@ def link_account() -> ResponseReturnValue:
     if not form.validate_on_submit():
         if csrf_failed(form):
             return _link_page(
-                LinkForm(formdata=None), account.username, status=400, message="The form expired; please try again."
+                LinkForm(formdata=None),
+                account.username,
+                status=400,
+                message=gettext("The form expired; please try again."),
             )
         if not form.cancel.data:
-            return _link_page(form, account.username, status=400, message="Enter the password of this account.")
+            return _link_page(
+                form, account.username, status=400, message=gettext("Enter the password of this account.")
+            )
     if form.cancel.data:
         cancel_link(state)
         log.info("A reader cancelled linking the account %s.", account.username)
@@ -442,7 +463,7 @@ def link_account() -> ResponseReturnValue:
             LinkForm(formdata=None),
             account.username,
             status=401,
-            message=f"Wrong password. {left} attempt{'s' if left != 1 else ''} left.",
+            message=ngettext("Wrong password. %(num)s attempt left.", "Wrong password. %(num)s attempts left.", left),
         )
     raise OIDCError("invalid_state", _NO_PENDING_LINK)
 
@@ -469,7 +490,7 @@ def logout() -> ResponseReturnValue:
             "booklore_oidc/logout.html",
             logout_form=form,
             cancel_url=cancel,
-            message="The sign-out form expired; please try again.",
+            message=gettext("The sign-out form expired; please try again."),
         ), 400
     return redirect(sign_out())
 
@@ -530,6 +551,7 @@ def button() -> Markup:
     html = render_template(
         "booklore_oidc/_button.html",
         provider_name=settings.provider_name,
+        button_label=sign_in_label(settings.provider_name),
         start_url=url_for("booklore_oidc.start", next=next_url or None),
         local_url=url_for(login_endpoint(), local="true", next=next_url or None) if settings.only_mode_active else None,
         on_local_form=request.args.get("local") == "true",
@@ -564,8 +586,11 @@ def guard_login(view: Callable[..., Any], *, username_field: str, password_field
                 log.info("Local sign-in refused in OIDC-only mode (host login view).")
                 error = OIDCError(
                     "local_login_disabled",
-                    "Local sign-in is for administrators only while OIDC-Only Mode is on, and these details "
-                    f"were not accepted. Sign in with {settings.provider_name} instead.",
+                    lazy_gettext(
+                        "Local sign-in is for administrators only while OIDC-Only Mode is on, and these details were "
+                        "not accepted. Sign in with %(name)s instead.",
+                        name=settings.provider_name,
+                    ),
                 )
                 signals.login_failed.send(
                     current_app._get_current_object(),  # type: ignore[attr-defined]

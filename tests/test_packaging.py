@@ -91,6 +91,51 @@ def test_wheel_contains_the_templates(wheel_from_sdist: Path) -> None:
     assert "flask_booklore_oidc/py.typed" in names
 
 
+def test_wheel_contains_the_compiled_translations(wheel_from_sdist: Path) -> None:
+    names = zipfile.ZipFile(wheel_from_sdist).namelist()
+    for language in ("de", "fr"):
+        assert f"flask_booklore_oidc/translations/{language}/LC_MESSAGES/flask_booklore_oidc.mo" in names
+
+
+TRANSLATED = textwrap.dedent(
+    """
+    import sys
+    import flask_booklore_oidc
+    assert flask_booklore_oidc.__file__.startswith(sys.argv[1]), flask_booklore_oidc.__file__
+    from flask import Flask
+    from flask_babel import Babel
+    from flask_login import LoginManager, UserMixin
+    from flask_sqlalchemy import SQLAlchemy
+    from flask_booklore_oidc import BookloreOIDC
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://", BABEL_DEFAULT_LOCALE="de")
+    db = SQLAlchemy(app)
+
+    class User(UserMixin, db.Model):
+        id = db.Column(db.Integer, primary_key=True)
+        username = db.Column(db.String, unique=True)
+
+    LoginManager(app).user_loader(lambda i: db.session.get(User, int(i)))
+    Babel(app)
+    BookloreOIDC(app, db=db, user_model=User)
+    with app.app_context():
+        db.create_all()
+    page = app.test_client().get("/login/oidc").get_data(as_text=True)
+    assert "Single Sign-On ist nicht aktiviert" in page, page[:500]
+    print("translated")
+    """
+)
+
+
+def test_wheel_built_from_the_sdist_translates_with_flask_babel(wheel_from_sdist: Path, tmp_path: Path) -> None:
+    result = run_from_wheel(wheel_from_sdist, TRANSLATED, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "translated" in result.stdout
+
+
+
+
 def run_from_wheel(wheel: Path, script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """``script`` in a fresh interpreter that sees only the unpacked wheel (not this checkout)."""
     site = tmp_path / "site"
