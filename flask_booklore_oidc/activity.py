@@ -15,6 +15,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -69,7 +70,7 @@ def _bounded(value: str | None, length: int) -> str:
     return text[:length]
 
 
-def record(
+def add(
     session: Session,
     result: str,
     *,
@@ -81,9 +82,8 @@ def record(
     reference: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """Write one attempt and commit; returns its reference. Deletes what is past the bounds in
-    the same commit. Never raises for a database failure (a sign-in must not fail because its
-    log line could not be written): it logs it and rolls back."""
+    """Add one attempt to ``session`` (committed with the caller's other writes: a sign-in's)
+    and delete what is past the bounds; returns its reference."""
     reference = reference or new_reference()
     at = now or utcnow()
     row = Activity(
@@ -96,11 +96,20 @@ def record(
         detail=_bounded(detail, 500),
         reference=reference,
     )
+    session.add(row)
+    session.flush()
+    # Ids grow, so "all but the newest MAX_ROWS" is one indexed range delete.
+    session.execute(delete(Activity).where((Activity.id <= row.id - MAX_ROWS) | (Activity.at < at - MAX_AGE)))
+    return reference
+
+
+def record(session: Session, result: str, **attempt: Any) -> str:
+    """:func:`add` one attempt and commit; returns its reference. Never raises for a database
+    failure (a sign-in must not fail because its log line could not be written): it logs it
+    and rolls back."""
+    reference = str(attempt.pop("reference", None) or new_reference())
     try:
-        session.add(row)
-        session.flush()
-        # Ids grow, so "all but the newest MAX_ROWS" is one indexed range delete.
-        session.execute(delete(Activity).where((Activity.id <= row.id - MAX_ROWS) | (Activity.at < at - MAX_AGE)))
+        add(session, result, reference=reference, **attempt)
         session.commit()
     except SQLAlchemyError:
         session.rollback()

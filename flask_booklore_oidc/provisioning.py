@@ -319,11 +319,16 @@ class Resolver:
     # -- carrying out ------------------------------------------------------------------------
 
     def resolve(
-        self, identity: Identity, *, also: Callable[[Any], None] | None = None, proven: str | None = None
+        self,
+        identity: Identity,
+        *,
+        also: Callable[[Resolution], None] | None = None,
+        proven: str | None = None,
     ) -> Resolution:
         """Decide, write and commit. Raises :class:`OIDCError` (nothing written) on refusal.
 
-        ``also(user)`` adds further writes (the login record) to the same commit. A decision
+        ``also(resolution)`` adds further writes (the login record, the activity row) to the
+        same commit. A decision
         that needs proof returns ``Resolution(user, Rule.NEEDS_PROOF)`` with nothing written,
         unless ``proven`` is that user's id (the reader typed its password): then it links."""
         session = self.adapter.session
@@ -356,7 +361,7 @@ class Resolver:
             try:
                 result = self._carry_out(identity, decision)
                 if also is not None:
-                    also(result.user)
+                    also(result)
                 session.commit()
                 return result
             except IntegrityError:

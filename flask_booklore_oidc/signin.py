@@ -24,7 +24,7 @@ from .errors import OIDCError
 from .flow import Completed, SignInFlow
 from .i18n import lazy_gettext
 from .mapping import load_rows
-from .provisioning import Resolver, Rule
+from .provisioning import Resolution, Resolver, Rule
 from .secretbox import InvalidToken
 from .settings import Settings
 from .state import AppState
@@ -100,7 +100,9 @@ def sign_in_with_provider(
     identity = login.identity
     record: list[str] = []
 
-    def also(user: Any) -> None:
+    def also(resolution: Resolution) -> None:
+        """The sign-in's own rows, in the commit that links or creates the user."""
+        user = resolution.user
         if not adapter.is_active(user):
             raise OIDCError(
                 "account_inactive",
@@ -117,6 +119,14 @@ def sign_in_with_provider(
                 id_token=login.id_token,
             )
         ]
+        activity.add(
+            adapter.session,
+            activity.SIGNED_IN,
+            rule=str(resolution.rule),
+            username=adapter.get_username(user),
+            subject=identity.subject,
+            client_address=request.remote_addr,
+        )
 
     # Group rows are read only when group sync or a group mapper hook will use them.
     wants_rows = settings.group_sync != "disabled" or state.hooks.group_mapper is not None
@@ -146,14 +156,6 @@ def sign_in_with_provider(
         raise
     sessions.attach(record[0])
 
-    activity.record(
-        adapter.session,
-        activity.SIGNED_IN,
-        rule=str(resolution.rule),
-        username=adapter.get_username(resolution.user),
-        subject=identity.subject,
-        client_address=request.remote_addr,
-    )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if resolution.rule == Rule.PROVISIONED:
         signals.user_provisioned.send(app, user=resolution.user, identity=identity)
