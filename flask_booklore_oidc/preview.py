@@ -138,7 +138,7 @@ def _report(report: PreviewReport | None, error: OIDCError | None, *, already_sh
         error=error,
         already_shown=already_shown,
         back_url=url_for("booklore_oidc.settings", restore="1") if kept else url_for("booklore_oidc.settings"),
-        restored_note="The settings page will show the unsaved values you tested." if kept else None,
+        restored_note=gettext("The settings page will show the unsaved values you tested.") if kept else None,
         permission_labels=dict(adapter.permission_choices()),
         library_labels=dict(adapter.library_choices()),
     )
