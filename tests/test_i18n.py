@@ -25,6 +25,7 @@ from i18n_helpers import (
     TRANSLATIONS,
     english_sentences,
     message_ids,
+    page_strings,
     po_path,
     read_catalog,
 )
@@ -78,12 +79,35 @@ def _in(language: str) -> dict[str, str]:
         ),
     ],
 )
-def test_error_page_title_advice_and_detail_are_in_the_readers_language(babel_app, language, title, advice, detail):
-    response = babel_app.test_client().get(CALLBACK_PATH, headers=_in(language))
+def test_error_page_title_advice_and_detail_are_in_the_admins_language(babel_app, admin, language, title, advice, detail):
+    response = admin.get(CALLBACK_PATH, headers=_in(language))
     assert response.status_code == 400
     text = page_text(response)
     assert title in text and advice in text and detail in text
     assert "This sign-in link has expired" not in text
+
+
+@pytest.mark.parametrize(
+    ("language", "heading", "text"),
+    [
+        (
+            "de",
+            "Dieser Anmeldelink ist abgelaufen oder wurde bereits verwendet",
+            "Starten Sie die Anmeldung erneut auf der Anmeldeseite und schließen Sie sie innerhalb von 10 Minuten",
+        ),
+        (
+            "fr",
+            "Ce lien de connexion a expiré ou a déjà été utilisé",
+            "Recommencez la connexion depuis la page de connexion et terminez-la en moins de 10 minutes",
+        ),
+    ],
+)
+def test_a_readers_error_page_is_in_the_readers_language(babel_app, language, heading, text):
+    response = babel_app.test_client().get(CALLBACK_PATH, headers=_in(language))
+    assert response.status_code == 400
+    shown = page_strings(response.get_data(as_text=True))
+    assert heading in shown and text in shown
+    assert english_sentences(shown) == []
 
 
 def test_the_host_locale_selector_decides_per_request(babel_app):
@@ -182,9 +206,9 @@ def test_tables_built_at_import_are_read_in_the_locale_of_the_moment(babel_app):
         assert str(title) == "L'authentification unique n'est pas activée"
 
 
-def test_the_log_stays_english_while_the_page_is_german(babel_app, caplog):
+def test_the_log_stays_english_while_the_page_is_german(babel_app, admin, caplog):
     with caplog.at_level("WARNING", logger="flask_booklore_oidc"):
-        response = babel_app.test_client().get(CALLBACK_PATH, headers=_in("de"))
+        response = admin.get(CALLBACK_PATH, headers=_in("de"))
     assert "Die Antwort des Anbieters enthält keinen state-Parameter." in page_text(response)
     assert "invalid_state: The provider's answer carries no state parameter." in caplog.text
     assert "Anbieter" not in caplog.text
@@ -207,12 +231,11 @@ def test_a_username_problem_is_explained_in_french(babel_app):
         assert str(username_problem(" admin")) == "commence ou se termine par un blanc"
 
 
-def test_a_cached_provider_failure_is_shown_in_each_readers_language(babel_app, op):
+def test_a_cached_provider_failure_is_shown_in_each_admins_language(babel_app, admin, op):
     with babel_app.test_request_context():
         babel_app.extensions["booklore_oidc"].save_settings({"issuer_uri": "http://127.0.0.1:9"})
-    client = babel_app.test_client()
-    german = page_text(client.get("/login/oidc", headers=_in("de")))
-    french = page_text(client.get("/login/oidc", headers=_in("fr")))  # from the failure cache
+    german = page_text(admin.get("/login/oidc", headers=_in("de")))
+    french = page_text(admin.get("/login/oidc", headers=_in("fr")))  # from the failure cache
     where = "http://127.0.0.1:9/.well-known/openid-configuration"
     assert f"Der Discovery-Endpunkt unter {where} ist nicht erreichbar: ConnectionError." in german
     assert f"Impossible de joindre le endpoint de découverte à l'adresse {where} : ConnectionError." in french
