@@ -110,7 +110,7 @@ def template_gettext(message: str, **variables: Any) -> Markup:
 
         {{ booklore_oidc_gettext("Password of %(name)s", name="<strong>"|safe ~ name ~ "</strong>"|safe) }}
     """
-    text = Markup(escape(gettext(message)))
+    text = escape(gettext(message))
     return text % variables if variables else text
 
 
@@ -123,7 +123,7 @@ def template_ngettext(singular: str, plural: str, num: int, **variables: Any) ->
         text = singular if num == 1 else plural
     else:
         text = str(domain.get_translations().ungettext(singular, plural, num))
-    return Markup(escape(text)) % variables
+    return escape(text) % variables
 
 
 def english_template_globals() -> dict[str, Any]:
@@ -132,12 +132,12 @@ def english_template_globals() -> dict[str, Any]:
     down)."""
 
     def english(message: str, **variables: Any) -> Markup:
-        text = Markup(escape(message))
+        text = escape(message)
         return text % variables if variables else text
 
     def english_plural(singular: str, plural: str, num: int, **variables: Any) -> Markup:
         variables.setdefault("num", num)
-        return Markup(escape(singular if num == 1 else plural)) % variables
+        return escape(singular if num == 1 else plural) % variables
 
     return {
         "booklore_oidc_gettext": english,
