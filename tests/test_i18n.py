@@ -79,7 +79,9 @@ def _in(language: str) -> dict[str, str]:
         ),
     ],
 )
-def test_error_page_title_advice_and_detail_are_in_the_admins_language(babel_app, admin, language, title, advice, detail):
+def test_error_page_title_advice_and_detail_are_in_the_admins_language(
+    babel_app, admin, language, title, advice, detail
+):
     response = admin.get(CALLBACK_PATH, headers=_in(language))
     assert response.status_code == 400
     text = page_text(response)
@@ -281,10 +283,22 @@ def test_the_settings_page_has_no_english_sentence(babel_app, admin, op, languag
     assert ("Letzte Anmeldeaktivität" if language == "de" else "Activité de connexion récente") in text
 
 
+def _ask(client, page: str, action: str):
+    """Press the button of the form posting to ``action`` on ``page`` (the first press asks)."""
+    form = re.search(rf'action="{re.escape(action)}">\s*<input[^>]*name="([^"]+)" type="hidden" value="([^"]+)"', page)
+    assert form, action
+    return client.post(action, data={form.group(1): form.group(2)}, headers=_in("de"))
+
+
 def test_the_settings_page_asks_before_deleting_and_unlinking_in_german(babel_app, admin, op):
     _rich_settings(babel_app, admin, op)
-    text = _no_english(admin.get("/settings/oidc", headers=_in("de")))
-    assert "Gruppenzuordnung" in text and "Verknüpfte Identitäten" in text
+    page = admin.get("/settings/oidc", headers=_in("de")).get_data(as_text=True)
+    [row] = re.findall(r'action="(/settings/oidc/groups/\d+/delete)"', page)
+    [identity] = re.findall(r'action="(/settings/oidc/identities/\d+/unlink)"', page)
+    assert "Die Zeile für leser löschen?" in _no_english(_ask(admin, page, row))
+    unlinking = _ask(admin, page, identity)
+    asked = _no_english(unlinking, unlinking.status_code)
+    assert "Die Verknüpfung der Identität von alice aufheben?" in asked or "alice hat kein lokales Passwort" in asked
 
 
 def test_the_login_page_has_no_english_sentence(babel_app):
