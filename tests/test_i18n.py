@@ -370,6 +370,24 @@ def test_the_unavailable_page_names_its_language(babel_app):
     assert english_sentences(page_strings(page)) == []
 
 
+def test_the_unavailable_page_is_english_when_the_locale_selector_needs_the_database(app):
+    from sqlalchemy.exc import OperationalError
+
+    from flask_booklore_oidc.views import render_unavailable
+
+    down = OperationalError("SELECT locale FROM users", {}, ConnectionRefusedError())
+
+    def locale() -> str:
+        raise down  # Calibre-Web's selector reads the signed-in user's language from the database
+
+    Babel(app, locale_selector=locale)
+    with app.test_request_context(headers=_in("de")):
+        response = render_unavailable(down)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert '<html lang="en">' in page and "Briefly unavailable" in page
+
+
 def test_the_language_is_the_catalogs_not_the_requested_region(babel_app):
     with babel_app.test_request_context("/?lang=de_AT"):
         assert i18n.language() == "de"
