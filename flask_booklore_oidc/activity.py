@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from .i18n import translated
 from .models import Activity, utcnow
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ class Attempt:
     @property
     def signed_in(self) -> bool:
         return self.result == SIGNED_IN
+
+    @property
+    def shown_detail(self) -> str:
+        """The detail in the reader's language when it is one of our messages as it stands
+        (it is stored in English, as logged); a detail with values filled in stays English."""
+        return translated(self.detail) if self.detail else ""
 
 
 def _bounded(value: str | None, length: int) -> str:

@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from . import checks, rules, sessions
 from .config import SECTIONS, fields_of
 from .forms import csrf_failed
-from .i18n import gettext
+from .i18n import gettext, lazy_gettext
 from .pages import (
     FORM_EXPIRED,
     admin_only,
@@ -39,7 +39,7 @@ CHECKED_ON_SAVE = frozenset(
     {f.name for section in SECTIONS if section.anchor == "provider" for f in fields_of(section)} - {"provider_name"}
     | {"public_url"}
 )
-SAVE_ANYWAY = (
+SAVE_ANYWAY = lazy_gettext(
     "Nothing was saved: with these values Test Connection fails (see its results), so readers could not "
     "sign in while OIDC Login is on. Fix the failures, switch OIDC Login off, or save anyway."
 )

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from . import sessions
 from .discovery import ProviderMetadata
 from .errors import OIDCError
+from .i18n import gettext
 from .models import LogoutTokenJti, utcnow
 from .state import current_settings, current_state
 from .tokens import logout_token_expiry, validate_logout_token
@@ -124,22 +125,24 @@ def frontchannel_logout() -> Any:
     already)."""
     settings = current_settings()
     if not settings.oidc_active:
-        return _frontchannel_page("Single sign-on is not enabled on this app.", 404, None)
+        return _frontchannel_page(gettext("Single sign-on is not enabled on this app."), 404, None)
     iss, sid = request.args.get("iss", ""), request.args.get("sid", "")
     if not iss or not sid or len(sid) > MAX_SID_LENGTH:
         log.warning("Refused a front-channel logout without iss and sid.")
-        return _frontchannel_page("This logout request must name the provider (iss) and the session (sid).", 400, None)
+        return _frontchannel_page(
+            gettext("This logout request must name the provider (iss) and the session (sid)."), 400, None
+        )
     state = current_state()
     try:
         metadata = state.cache.metadata(settings)
     except OIDCError as exc:
         log.warning("Cannot check a front-channel logout: %s", exc)
-        return _frontchannel_page("The provider cannot be reached to check this logout request.", 502, None)
+        return _frontchannel_page(gettext("The provider cannot be reached to check this logout request."), 502, None)
     if iss != metadata.issuer:
         log.warning("Refused a front-channel logout for another issuer.")
-        return _frontchannel_page("This logout request is for another provider.", 400, metadata)
+        return _frontchannel_page(gettext("This logout request is for another provider."), 400, metadata)
     db = state.adapter.session
     ended = sessions.end_matching(db, metadata.issuer, sid=sid, subject=None)
     db.commit()
     log.info("Front-channel logout: %d session(s) ended.", ended)
-    return _frontchannel_page("You are signed out of this app.", 200, metadata)
+    return _frontchannel_page(gettext("You are signed out of this app."), 200, metadata)

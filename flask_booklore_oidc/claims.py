@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .i18n import gettext
+
 _MISSING = object()
 
 
@@ -47,15 +49,15 @@ def validate_mapping(spec: str) -> str | None:
     """A message naming what is wrong with a claim mapping, or ``None`` when it is usable."""
     alternatives = [a.strip() for a in spec.split(",")]
     if not spec.strip():
-        return "must name at least one claim"
+        return gettext("must name at least one claim")
     for alternative in alternatives:
         if not alternative:
-            return "has an empty alternative (two commas in a row, or a trailing comma)"
+            return gettext("has an empty alternative (two commas in a row, or a trailing comma)")
         if any(ch.isspace() for ch in alternative):
-            return f"claim name {alternative!r} contains whitespace"
+            return gettext("claim name %(name)s contains whitespace", name=repr(alternative))
         dotted_badly = alternative.startswith(".") or alternative.endswith(".") or ".." in alternative
         if dotted_badly and "://" not in alternative:
-            return f"dot path {alternative!r} has an empty segment"
+            return gettext("dot path %(path)s has an empty segment", path=repr(alternative))
     return None
 
 

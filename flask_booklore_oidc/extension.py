@@ -161,8 +161,9 @@ class BookloreOIDC:
         app.register_blueprint(routes.create_blueprint(login_pages=login_pages), url_prefix=opts["url_prefix"])
         app.add_template_global(routes.button, "booklore_oidc_button")
         # Our templates translate through our own domain, never the host's ``_``/``gettext``.
-        app.add_template_global(i18n.gettext, "booklore_oidc_gettext")
-        app.add_template_global(i18n.ngettext, "booklore_oidc_ngettext")
+        app.add_template_global(i18n.template_gettext, "booklore_oidc_gettext")
+        app.add_template_global(i18n.template_ngettext, "booklore_oidc_ngettext")
+        app.add_template_global(i18n.language, "booklore_oidc_language")
         user_logged_out.connect(_host_logged_out, app)
         # Sessions whose login record was ended are signed out on their next request; free for
         # anonymous requests, one primary-key read for signed-in ones.

@@ -30,7 +30,7 @@ import os
 from typing import Any
 
 from flask import current_app, has_request_context
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 #: our gettext domain (the name of every catalog file)
 DOMAIN = "flask_booklore_oidc"
@@ -77,6 +77,73 @@ def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
     else:
         text = str(domain.get_translations().ungettext(singular, plural, num))
     return text % variables
+
+
+def translated(text: str) -> str:
+    """The translation of ``text`` if it is one of our message ids, else ``text`` itself: for
+    English text kept as it was logged (the activity list's details), shown on a page later."""
+    domain = _babel_domain()
+    return text if domain is None else str(domain.get_translations().ugettext(text))
+
+
+def language() -> str:
+    """The language our pages are in for this request: the locale Flask-Babel picked when we
+    have a catalog for its language (``de_AT`` reads German), ``"en"`` otherwise.
+
+    base.html puts it into ``<html lang>``, so screen readers pronounce the page right."""
+    domain = _babel_domain()
+    if domain is None:
+        return "en"
+    import flask_babel
+
+    locale = flask_babel.get_locale()
+    if locale is None or not os.path.isdir(os.path.join(TRANSLATIONS, locale.language)):
+        return "en"
+    return str(locale.language)
+
+
+def template_gettext(message: str, **variables: Any) -> Markup:
+    """:func:`gettext` for our templates (the Jinja global ``booklore_oidc_gettext``).
+
+    The translation is text, escaped like any other; the values are escaped too unless they are
+    markup already, so a template may emphasise a value without putting the tag into the msgid::
+
+        {{ booklore_oidc_gettext("Password of %(name)s", name="<strong>"|safe ~ name ~ "</strong>"|safe) }}
+    """
+    text = escape(gettext(message))
+    return text % variables if variables else text
+
+
+def template_ngettext(singular: str, plural: str, num: int, **variables: Any) -> Markup:
+    """:func:`ngettext` for our templates (``booklore_oidc_ngettext``), escaped as
+    :func:`template_gettext` is."""
+    variables.setdefault("num", num)
+    domain = _babel_domain()
+    if domain is None:
+        text = singular if num == 1 else plural
+    else:
+        text = str(domain.get_translations().ungettext(singular, plural, num))
+    return escape(text) % variables
+
+
+def english_template_globals() -> dict[str, Any]:
+    """Our template globals, English whatever the request: for a page rendered while the host's
+    locale selector cannot answer (it may read the reader's language from the database that is
+    down)."""
+
+    def english(message: str, **variables: Any) -> Markup:
+        text = escape(message)
+        return text % variables if variables else text
+
+    def english_plural(singular: str, plural: str, num: int, **variables: Any) -> Markup:
+        variables.setdefault("num", num)
+        return escape(singular if num == 1 else plural) % variables
+
+    return {
+        "booklore_oidc_gettext": english,
+        "booklore_oidc_ngettext": english_plural,
+        "booklore_oidc_language": lambda: "en",
+    }
 
 
 def lazy_gettext(message: str, **variables: Any) -> LazyString:

@@ -14,6 +14,7 @@ from . import sessions
 from .adapter import UserAdapter
 from .claims import Identity as ClaimedIdentity
 from .errors import OIDCError
+from .i18n import gettext
 from .models import Identity, utcnow
 from .settings import Settings
 from .signals import account_linked
@@ -121,14 +122,16 @@ def unlink_warning(adapter: UserAdapter, settings: Settings, user: Any) -> str |
         return None
     has_password = adapter.has_password(user)
     if settings.only_mode_active and not adapter.is_admin(user):
-        return (
-            f"{adapter.get_username(user)} cannot sign in locally while OIDC-Only Mode is on, and nothing "
-            "will link the account again: after unlinking, they cannot get in."
+        return gettext(
+            "%(user)s cannot sign in locally while OIDC-Only Mode is on, and nothing will link the account "
+            "again: after unlinking, they cannot get in.",
+            user=adapter.get_username(user),
         )
     if not has_password:
-        return (
-            f"{adapter.get_username(user)} has no local password and nothing will link the account again: "
-            "after unlinking, they cannot get in until you set a password or link them again."
+        return gettext(
+            "%(user)s has no local password and nothing will link the account again: after unlinking, they "
+            "cannot get in until you set a password or link them again.",
+            user=adapter.get_username(user),
         )
     return None
 

@@ -138,7 +138,7 @@ def _report(report: PreviewReport | None, error: OIDCError | None, *, already_sh
         error=error,
         already_shown=already_shown,
         back_url=url_for("booklore_oidc.settings", restore="1") if kept else url_for("booklore_oidc.settings"),
-        restored_note="The settings page will show the unsaved values you tested." if kept else None,
+        restored_note=gettext("The settings page will show the unsaved values you tested.") if kept else None,
         permission_labels=dict(adapter.permission_choices()),
         library_labels=dict(adapter.library_choices()),
     )
@@ -203,9 +203,9 @@ _TIME_CLAIMS = frozenset({"exp", "iat", "nbf", "auth_time", "updated_at"})
 
 def _source(spec: str, id_claims: Mapping[str, Any], userinfo: Mapping[str, Any] | None) -> str | None:
     if resolve_claim([id_claims], spec) is not None:
-        return "ID token"
+        return gettext("ID token")
     if userinfo is not None and resolve_claim([userinfo], spec) is not None:
-        return "userinfo"
+        return gettext("userinfo")
     return None
 
 
@@ -235,9 +235,11 @@ def build_preview(
     claims = []
     for name in sorted(set(id_claims) | set(userinfo or {})):
         value = id_claims[name] if name in id_claims else (userinfo or {})[name]
-        where = " and ".join(
-            label for label, source in (("ID token", id_claims), ("userinfo", userinfo or {})) if name in source
-        )
+        in_token, in_userinfo = name in id_claims, name in (userinfo or {})
+        if in_token and in_userinfo:
+            where = gettext("ID token and userinfo")
+        else:
+            where = gettext("ID token") if in_token else gettext("userinfo")
         shown = json.dumps(value, ensure_ascii=False, default=str)
         if name in _TIME_CLAIMS and isinstance(value, int) and not isinstance(value, bool):
             with suppress(OverflowError, OSError, ValueError):  # else the number alone

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from sqlalchemy import Row
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from . import activity, gate, sessions, signals
+from . import activity, gate, i18n, sessions, signals
 from .discovery import issuers_match
 from .errors import ERRORS, OIDCError
 from .forms import LinkForm, LoginForm, LogoutForm, csrf_failed
@@ -92,7 +92,13 @@ def render_unavailable(error: OperationalError | SchemaError) -> ResponseReturnV
         current_state().adapter.session.rollback()
     # Rendered without the context processors: the host's (Flask-Login's current_user) would
     # ask the database again.
-    page = current_app.jinja_env.get_template("booklore_oidc/unavailable.html").render()
+    template = current_app.jinja_env.get_template("booklore_oidc/unavailable.html")
+    try:
+        page = template.render()
+    except SQLAlchemyError:  # the host's locale selector asked the database: say it in English
+        with suppress(SQLAlchemyError):
+            current_state().adapter.session.rollback()
+        page = template.render(**i18n.english_template_globals())
     response = current_app.make_response((page, 503))
     response.headers["Retry-After"] = "30"
     return response

@@ -1,11 +1,15 @@
 """Our English messages, for tests that check a page in another language has none of them left.
 
-The templates pass (issue 17) will use :func:`english_sentences` on whole pages rendered in
-``de`` and ``fr``; today it checks what the Python side renders (Test Connection, errors).
+The messages are the msgids of the .pot, which ``make messages`` extracts from the Python code
+*and* the templates, so :func:`english_sentences` finds a template's English as well as the
+code's. :func:`page_strings` is what a reader meets on a page: its text and the attribute
+values a browser shows or reads aloud (``aria-label``, ``placeholder``, ``title``) or a script
+shows (``data-bo-*``).
 """
 
 from __future__ import annotations
 
+import html
 import re
 from functools import cache
 from pathlib import Path
@@ -58,3 +62,16 @@ def english_sentences(text: str, *, min_words: int = 4) -> list[str]:
     (a page with HTML entities decoded), longest first."""
     flat = " ".join(text.split())
     return sorted((f for f in english_fragments(min_words) if f in flat), key=len, reverse=True)
+
+
+#: attributes whose values a reader sees or hears
+SHOWN_ATTRIBUTES = re.compile(r'\s(?:aria-label|placeholder|title|alt|data-bo-[\w-]+)="([^"]*)"')
+
+
+def page_strings(page: str) -> str:
+    """The text of an HTML ``page`` (tags, scripts and styles dropped) followed by the values
+    of its shown attributes, entities decoded."""
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S | re.I)
+    text = re.sub(r"<[^>]+>", " ", body)
+    attributes = SHOWN_ATTRIBUTES.findall(page)
+    return html.unescape("\n".join([text, *attributes]))

@@ -17,7 +17,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo, write_mo
 from flask import Flask, request
 from flask_babel import Babel
-from helpers import REDIRECT_URI, settings_for
+from helpers import REDIRECT_URI, SignIn, add_user, configure, local_path, settings_for
 from i18n_helpers import (
     LANGUAGES,
     PLACEHOLDER,
@@ -25,10 +25,11 @@ from i18n_helpers import (
     TRANSLATIONS,
     english_sentences,
     message_ids,
+    page_strings,
     po_path,
     read_catalog,
 )
-from settings_helpers import page_text, settings_form
+from settings_helpers import csrf_token, page_text, settings_form
 
 from flask_booklore_oidc import i18n
 from flask_booklore_oidc.checks import run_checks
@@ -78,12 +79,37 @@ def _in(language: str) -> dict[str, str]:
         ),
     ],
 )
-def test_error_page_title_advice_and_detail_are_in_the_readers_language(babel_app, language, title, advice, detail):
-    response = babel_app.test_client().get(CALLBACK_PATH, headers=_in(language))
+def test_error_page_title_advice_and_detail_are_in_the_admins_language(
+    babel_app, admin, language, title, advice, detail
+):
+    response = admin.get(CALLBACK_PATH, headers=_in(language))
     assert response.status_code == 400
     text = page_text(response)
     assert title in text and advice in text and detail in text
     assert "This sign-in link has expired" not in text
+
+
+@pytest.mark.parametrize(
+    ("language", "heading", "text"),
+    [
+        (
+            "de",
+            "Dieser Anmeldelink ist abgelaufen oder wurde bereits verwendet",
+            "Starten Sie die Anmeldung erneut auf der Anmeldeseite und schließen Sie sie innerhalb von 10 Minuten",
+        ),
+        (
+            "fr",
+            "Ce lien de connexion a expiré ou a déjà été utilisé",
+            "Recommencez la connexion depuis la page de connexion et terminez-la en moins de 10 minutes",
+        ),
+    ],
+)
+def test_a_readers_error_page_is_in_the_readers_language(babel_app, language, heading, text):
+    response = babel_app.test_client().get(CALLBACK_PATH, headers=_in(language))
+    assert response.status_code == 400
+    shown = page_strings(response.get_data(as_text=True))
+    assert heading in shown and text in shown
+    assert english_sentences(shown) == []
 
 
 def test_the_host_locale_selector_decides_per_request(babel_app):
@@ -182,9 +208,9 @@ def test_tables_built_at_import_are_read_in_the_locale_of_the_moment(babel_app):
         assert str(title) == "L'authentification unique n'est pas activée"
 
 
-def test_the_log_stays_english_while_the_page_is_german(babel_app, caplog):
+def test_the_log_stays_english_while_the_page_is_german(babel_app, admin, caplog):
     with caplog.at_level("WARNING", logger="flask_booklore_oidc"):
-        response = babel_app.test_client().get(CALLBACK_PATH, headers=_in("de"))
+        response = admin.get(CALLBACK_PATH, headers=_in("de"))
     assert "Die Antwort des Anbieters enthält keinen state-Parameter." in page_text(response)
     assert "invalid_state: The provider's answer carries no state parameter." in caplog.text
     assert "Anbieter" not in caplog.text
@@ -207,15 +233,172 @@ def test_a_username_problem_is_explained_in_french(babel_app):
         assert str(username_problem(" admin")) == "commence ou se termine par un blanc"
 
 
-def test_a_cached_provider_failure_is_shown_in_each_readers_language(babel_app, op):
+def test_a_cached_provider_failure_is_shown_in_each_admins_language(babel_app, admin, op):
     with babel_app.test_request_context():
         babel_app.extensions["booklore_oidc"].save_settings({"issuer_uri": "http://127.0.0.1:9"})
-    client = babel_app.test_client()
-    german = page_text(client.get("/login/oidc", headers=_in("de")))
-    french = page_text(client.get("/login/oidc", headers=_in("fr")))  # from the failure cache
+    german = page_text(admin.get("/login/oidc", headers=_in("de")))
+    french = page_text(admin.get("/login/oidc", headers=_in("fr")))  # from the failure cache
     where = "http://127.0.0.1:9/.well-known/openid-configuration"
     assert f"Der Discovery-Endpunkt unter {where} ist nicht erreichbar: ConnectionError." in german
     assert f"Impossible de joindre le endpoint de découverte à l'adresse {where} : ConnectionError." in french
+
+
+# -- the acceptance test of issue 17: the same pages in German hold no English sentence of ours --
+
+
+def _no_english(response, status: int = 200) -> str:
+    """The page's strings, after checking the status and that none of our English is left."""
+    page = response.get_data(as_text=True)
+    assert response.status_code == status, page
+    shown = page_strings(page)
+    assert english_sentences(shown) == [], shown
+    return " ".join(shown.split())
+
+
+def _rich_settings(app: Flask, client, op) -> None:
+    """A settings page with everything on it: a group mapping row, a linked identity (alice,
+    signed in through the provider) and activity rows (that sign-in, a wrong password)."""
+    configure(app, auto_provision=True)
+    SignIn(app.test_client(), op)()
+    page = app.test_client().get("/login?local=true").get_data(as_text=True)
+    app.test_client().post("/login", data={"username": "admin", "password": "falsch", "csrf_token": csrf_token(page)})
+    token = csrf_token(client.get("/settings/oidc").get_data(as_text=True))
+    added = client.post(
+        "/settings/oidc/groups",
+        data={
+            "group-new-csrf_token": token,
+            "group-new-group_value": "leser",
+            "group-new-description": "Alle Leser",
+            "group-new-permissions": ["read"],
+        },
+    )
+    assert added.status_code == 302
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_settings_page_has_no_english_sentence(babel_app, admin, op, language):
+    _rich_settings(babel_app, admin, op)
+    text = _no_english(admin.get("/settings/oidc?groups=added&saved=1&ended=2", headers=_in(language)))
+    assert "leser" in text and "alice" in text  # the row, the identity and the activity are there
+    assert ("Letzte Anmeldeaktivität" if language == "de" else "Activité de connexion récente") in text
+
+
+def _ask(client, page: str, action: str):
+    """Press the button of the form posting to ``action`` on ``page`` (the first press asks)."""
+    form = re.search(rf'action="{re.escape(action)}">\s*<input[^>]*name="([^"]+)" type="hidden" value="([^"]+)"', page)
+    assert form, action
+    return client.post(action, data={form.group(1): form.group(2)}, headers=_in("de"))
+
+
+def test_the_settings_page_asks_before_deleting_and_unlinking_in_german(babel_app, admin, op):
+    _rich_settings(babel_app, admin, op)
+    page = admin.get("/settings/oidc", headers=_in("de")).get_data(as_text=True)
+    [row] = re.findall(r'action="(/settings/oidc/groups/\d+/delete)"', page)
+    [identity] = re.findall(r'action="(/settings/oidc/identities/\d+/unlink)"', page)
+    assert "Die Zeile für leser löschen?" in _no_english(_ask(admin, page, row))
+    unlinking = _ask(admin, page, identity)
+    asked = _no_english(unlinking, unlinking.status_code)
+    assert "Die Verknüpfung der Identität von alice aufheben?" in asked or "alice hat kein lokales Passwort" in asked
+
+
+def test_the_login_page_has_no_english_sentence(babel_app):
+    client = babel_app.test_client()
+    text = _no_english(client.get("/login", headers=_in("de")))
+    assert "Anmelden mit Pocket ID" in text and "oder mit Ihrem Passwort anmelden" in text
+    _no_english(client.get("/login?logged_out=1", headers=_in("de")))
+
+
+def test_a_wrong_password_is_answered_in_german(babel_app):
+    client = babel_app.test_client()
+    page = client.get("/login?local=true", headers=_in("de")).get_data(as_text=True)
+    refused = client.post(
+        "/login", data={"username": "niemand", "password": "x", "csrf_token": csrf_token(page)}, headers=_in("de")
+    )
+    _no_english(refused, 401)
+
+
+def test_the_error_page_has_no_english_sentence_for_readers_and_admins(babel_app, admin):
+    _no_english(babel_app.test_client().get(CALLBACK_PATH, headers=_in("de")), 400)
+    text = _no_english(admin.get(CALLBACK_PATH, headers=_in("de")), 400)
+    assert "Was Sie versuchen können" in text and "Referenz" in text
+
+
+def test_the_test_sign_in_report_has_no_english_sentence(babel_app, admin, op):
+    configure(babel_app, auto_provision=True)
+    started = admin.get("/settings/oidc/preview", headers=_in("de"))
+    assert started.status_code == 302
+    report = admin.get(local_path(op.authorize(started.headers["Location"])), headers=_in("de"))
+    text = _no_english(report)
+    assert "Test-Anmeldung" in text and "Claim-Zuordnungen" in text
+
+
+def test_the_link_page_and_its_wrong_password_answer_have_no_english_sentence(babel_app, client, op):
+    add_user(babel_app, "admin", is_admin=True, password="admin-pw")
+    op.id_token_claims_update = {"preferred_username": "admin"}
+    op.userinfo_update = {"preferred_username": "admin"}
+    assert SignIn(client, op)().headers["Location"] == "/login/link"
+    page = client.get("/login/link", headers=_in("de"))
+    text = _no_english(page)
+    assert "Wir haben ein vorhandenes Konto namens admin gefunden" in text
+    wrong = client.post(
+        "/login/link",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True)), "password": "geraten", "submit": "1"},
+        headers=_in("de"),
+    )
+    assert "Falsches Passwort" in _no_english(wrong, wrong.status_code)
+
+
+def test_the_sign_out_page_has_no_english_sentence(babel_app, admin):
+    text = _no_english(admin.get("/logout", headers={"Referer": "http://localhost/account", **_in("de")}))
+    assert "Abmelden?" in text and "angemeldet bleiben" in text
+    assert "Sie sind abgemeldet" in _no_english(babel_app.test_client().get("/logout", headers=_in("de")))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_test_connections_html_fragment_has_no_english_sentence(babel_app, admin, op, language):
+    data = settings_form(admin, issuer_uri=op.issuer)
+    headers = {"Accept": "text/html", "X-Requested-With": "fetch", **_in(language)}
+    response = admin.post("/settings/oidc/test", data=data, headers=headers)
+    text = _no_english(response)
+    assert ("Discovery-Dokument erreichbar" if language == "de" else "Document de découverte accessible") in text
+
+
+def test_the_unavailable_page_names_its_language(babel_app):
+    with babel_app.test_request_context(headers=_in("de")):
+        page = babel_app.jinja_env.get_template("booklore_oidc/unavailable.html").render()
+    assert '<html lang="de">' in page and "Kurz nicht verfügbar" in page
+    assert english_sentences(page_strings(page)) == []
+
+
+def test_the_unavailable_page_is_english_when_the_locale_selector_needs_the_database(app):
+    from sqlalchemy.exc import OperationalError
+
+    from flask_booklore_oidc.views import render_unavailable
+
+    down = OperationalError("SELECT locale FROM users", {}, ConnectionRefusedError())
+
+    def locale() -> str:
+        raise down  # Calibre-Web's selector reads the signed-in user's language from the database
+
+    Babel(app, locale_selector=locale)
+    with app.test_request_context(headers=_in("de")):
+        response = render_unavailable(down)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert '<html lang="en">' in page and "Briefly unavailable" in page
+
+
+def test_the_language_is_the_catalogs_not_the_requested_region(babel_app):
+    with babel_app.test_request_context("/?lang=de_AT"):
+        assert i18n.language() == "de"
+    with babel_app.test_request_context("/?lang=es"):
+        assert i18n.language() == "en"
+
+
+def test_a_value_is_escaped_inside_a_translated_template_message(babel_app):
+    with babel_app.test_request_context(headers=_in("de")):
+        html = i18n.template_gettext("Password of %(username)s", username="<b>x</b>")
+    assert html == "Passwort von &lt;b&gt;x&lt;/b&gt;"
 
 
 # -- without Flask-Babel, or without a reader: English ---------------------------------------------
@@ -228,6 +411,34 @@ def test_without_flask_babel_everything_stays_english(app):
     with app.test_request_context(headers=_in("de")):
         assert sign_in_label("Pocket ID") == "Sign in with Pocket ID"
         assert str(ERRORS["oidc_disabled"].title) == "Single sign-on is not enabled"
+
+
+def test_without_flask_babel_the_same_pages_are_english(app, admin, op):
+    assert "babel" not in app.extensions
+    _rich_settings(app, admin, op)
+    de = _in("de")
+    pages = {
+        "settings": admin.get("/settings/oidc", headers=de),
+        "login": app.test_client().get("/login", headers=de),
+        "error": admin.get(CALLBACK_PATH, headers=de),
+        "logout": admin.get("/logout", headers=de),
+        "test connection": admin.post(
+            "/settings/oidc/test",
+            data=settings_form(admin, issuer_uri=op.issuer),
+            headers={"Accept": "text/html", "X-Requested-With": "fetch", **de},
+        ),
+    }
+    expected = {
+        "settings": "On each sign-in, the rows whose group the user is in are merged.",
+        "login": "or sign in with your password",
+        "error": "Start the sign-in again from the login page.",
+        "logout": "stay signed in",
+        "test connection": "Discovery document reachable",
+    }
+    for name, response in pages.items():
+        shown = " ".join(page_strings(response.get_data(as_text=True)).split())
+        assert expected[name] in shown, name
+    assert english_sentences(page_strings(pages["settings"].get_data(as_text=True)))  # the check finds English
 
 
 def test_outside_a_request_messages_stay_english_even_with_a_german_default(app):

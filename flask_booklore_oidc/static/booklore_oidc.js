@@ -1,5 +1,7 @@
 /* flask-booklore-oidc: copy buttons and Test Connection in place on the settings page.
-   Everything works without this script: Test Connection then reloads the page with its results. */
+   Everything works without this script: Test Connection then reloads the page with its results.
+   Every text it shows comes from a data-bo-* attribute the template translated; the English
+   defaults here are for a host that overrides a template without them. */
 (function () {
   "use strict";
 
@@ -26,6 +28,10 @@
     });
   }
 
+  function text(element, name, fallback) {
+    return (element && element.getAttribute(name)) || fallback;
+  }
+
   function selectText(element) {
     var range = document.createRange();
     range.selectNodeContents(element);
@@ -41,19 +47,27 @@
         var source = document.getElementById(button.getAttribute("data-copy-target"));
         if (!source) { return; }
         copyText(source.textContent.trim()).then(function () {
-          button.textContent = "Copied";
+          button.textContent = text(button, "data-bo-copied", "Copied");
           button.classList.add("bo-copied");
         }, function () {
           selectText(source);
-          button.textContent = "Press Ctrl+C";
+          button.textContent = text(button, "data-bo-press", "Press Ctrl+C");
         }).then(function () {
           window.setTimeout(function () {
-            button.textContent = "Copy";
+            button.textContent = text(button, "data-bo-copy", "Copy");
             button.classList.remove("bo-copied");
           }, 1800);
         });
       });
     });
+  }
+
+  function message(tag, className, role, content) {
+    var element = document.createElement(tag);
+    element.className = className;
+    if (role) { element.setAttribute("role", role); }
+    element.textContent = content;
+    return element;
   }
 
   function setUpTestConnection() {
@@ -69,9 +83,11 @@
           b.disabled = true;
           b.setAttribute("aria-busy", "true");
           b.setAttribute("data-label", b.textContent);
-          b.textContent = "Testing…";
+          b.textContent = text(b, "data-bo-testing", "Testing…");
         });
-        slot.innerHTML = '<p class="bo-checks-running">Testing the connection with the values on this page…</p>';
+        slot.innerHTML = "";
+        slot.appendChild(message("p", "bo-checks-running", null,
+          text(slot, "data-bo-running", "Testing the connection with the values on this page…")));
         var panel = document.getElementById("test-connection");
         if (panel && panel.getBoundingClientRect().top < 0) { panel.scrollIntoView({ behavior: "smooth" }); }
         fetch(button.formAction.split("#")[0], {
@@ -89,8 +105,9 @@
             slot.innerHTML = html;
           });
         }).catch(function () {
-          slot.innerHTML = '<div class="bo-banner bo-banner-fail" role="alert">Test Connection did not answer as ' +
-            'expected (has your session expired?). Reload the page and try again.</div>';
+          slot.innerHTML = "";
+          slot.appendChild(message("div", "bo-banner bo-banner-fail", "alert", text(slot, "data-bo-failed",
+            "Test Connection did not answer as expected (has your session expired?). Reload the page and try again.")));
         }).then(function () {
           buttons.forEach(function (b) {
             b.disabled = false;
