@@ -131,3 +131,22 @@ def test_the_cli_set_refuses_or_stores_never_crashes(app, run, key, value):
     result = run("set", key, value, input="")
     assert result.exit_code in (0, 1, 2), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@EXAMPLES
+@given(query=st.dictionaries(st.sampled_from(["iss", "sid", "x"]), hostile_text, max_size=3))
+def test_front_channel_logout_answers_anything_without_a_5xx_and_ends_nothing_unknown(app, client, query):
+    before = _counts(app)
+    response = client.get("/oauth2-frontchannel-logout", query_string=query)
+    assert response.status_code in (200, 400)
+    assert _counts(app) == before
+
+
+@EXAMPLES
+@given(password=hostile_text, extra=st.dictionaries(st.sampled_from(["cancel", "next"]), hostile_text, max_size=2))
+def test_the_link_page_without_a_pending_link_signs_nobody_in(app, client, password, extra):
+    before = _counts(app)
+    response = client.post("/login/link", data={"password": password, **extra})
+    assert 400 <= response.status_code < 500
+    assert me(client) is None
+    assert _counts(app) == before
