@@ -320,6 +320,11 @@ def _claim(label: str) -> Callable[[str], str | None]:
     return check
 
 
+def _claim_field(name: str, default: str, label: str, help: str) -> Field:
+    """A claim mapping setting: a claim name, dot path or comma-separated fallbacks."""
+    return Field(name, "str", default, label, help, "claims", max_length=200, check=_claim(label))
+
+
 def _ca_bundle(value: str) -> str | None:
     if not os.path.isfile(value):
         return gettext("CA bundle: there is no file at %(path)s on this server.", path=value)
@@ -427,45 +432,29 @@ FIELDS: tuple[Field, ...] = (
         max_length=40,
     ),
     # Claim Mappings
-    Field(
+    _claim_field(
         "claim_username",
-        "str",
         "preferred_username",
         lazy_gettext("Username claim"),
         lazy_gettext("Claim holding the username; dot paths and comma-separated fallbacks allowed."),
-        "claims",
-        max_length=200,
-        check=_claim(lazy_gettext("Username claim")),
     ),
-    Field(
+    _claim_field(
         "claim_email",
-        "str",
         "email",
         lazy_gettext("Email claim"),
         lazy_gettext("Claim holding the email address."),
-        "claims",
-        max_length=200,
-        check=_claim(lazy_gettext("Email claim")),
     ),
-    Field(
+    _claim_field(
         "claim_display_name",
-        "str",
         "name",
         lazy_gettext("Display name claim"),
         lazy_gettext("Claim holding the display name."),
-        "claims",
-        max_length=200,
-        check=_claim(lazy_gettext("Display name claim")),
     ),
-    Field(
+    _claim_field(
         "claim_groups",
-        "str",
         "groups",
         lazy_gettext("Groups claim"),
         lazy_gettext("Claim holding the groups, e.g. groups or realm_access.roles."),
-        "claims",
-        max_length=200,
-        check=_claim(lazy_gettext("Groups claim")),
     ),
     Field(
         "always_userinfo",

@@ -52,7 +52,7 @@ def test_simultaneous_first_signins_create_one_user_and_one_identity(app, op):
     assert me(clients[0])["username"] == me(clients[1])["username"] == "alice"
 
 
-def _another_signin_commits_first(app, monkeypatch, username="alice", subject="sub-alice"):
+def _another_signin_commits_first(app, monkeypatch, *, issuer, username="alice", subject="sub-alice"):
     """Make a parallel first sign-in of the same person commit its user and identity between
     this sign-in's identity lookup and its username lookup (the race, made certain)."""
     from sqlalchemy import insert
@@ -74,7 +74,7 @@ def _another_signin_commits_first(app, monkeypatch, username="alice", subject="s
                 ).inserted_primary_key[0]
                 conn.execute(
                     insert(Identity).values(
-                        issuer=app.config["TEST_ISSUER"], subject=subject, user_id=str(user_id), linked_by="provisioned"
+                        issuer=issuer, subject=subject, user_id=str(user_id), linked_by="provisioned"
                     )
                 )
         return original(name, case_sensitive=case_sensitive)
@@ -83,22 +83,12 @@ def _another_signin_commits_first(app, monkeypatch, username="alice", subject="s
     return fired
 
 
-def test_a_parallel_first_signin_that_committed_first_is_no_conflict_when_linking_by_username(app, op, monkeypatch):
-    app.config["TEST_ISSUER"] = op.issuer
-    fired = _another_signin_commits_first(app, monkeypatch)
-    client = app.test_client()
-    response = SignIn(client, op)()
-    assert fired and response.status_code == 302, response.get_data(as_text=True)
-    assert user_count(app) == 1 and identity_count(app) == 1
-    assert me(client)["username"] == "alice"
-
-
-def test_a_parallel_first_signin_that_committed_first_is_no_conflict_when_provisioning(app, op, monkeypatch):
+@pytest.mark.parametrize("link_by_username", [True, False], ids=["linking-by-username", "provisioning"])
+def test_a_parallel_first_signin_that_committed_first_is_no_conflict(app, op, monkeypatch, link_by_username):
     from helpers import configure
 
-    configure(app, link_by_username=False)
-    app.config["TEST_ISSUER"] = op.issuer
-    fired = _another_signin_commits_first(app, monkeypatch)
+    configure(app, link_by_username=link_by_username)
+    fired = _another_signin_commits_first(app, monkeypatch, issuer=op.issuer)
     client = app.test_client()
     response = SignIn(client, op)()
     assert fired and response.status_code == 302, response.get_data(as_text=True)
